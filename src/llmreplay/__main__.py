@@ -1,0 +1,3 @@
+from llmreplay.cli.app import main
+
+main()

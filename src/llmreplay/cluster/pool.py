@@ -1,0 +1,129 @@
+"""A pool of identical workers (agg, or one side of disagg) and its provisioning history.
+
+GPU-hours have one definition: the integral over time of *provisioned* workers (starting + active +
+draining) times GPUs per worker, from the first arrival to the horizon. The pool logs every change of the
+provisioned count so that integral is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llmreplay.cluster.router import Router
+from llmreplay.cluster.worker import State, Worker
+from llmreplay.engine.config import EngineArgs
+from llmreplay.engine.engine import Engine
+from llmreplay.engine.perf.base import PerfModel
+from llmreplay.metrics.histogram import LogHistogram
+
+
+@dataclass
+class PoolSpec:
+    """Everything needed to build this pool's workers."""
+
+    name: str  # "agg", "prefill" or "decode"
+    args: EngineArgs
+    perf: PerfModel
+    num_blocks: int
+    gpus_per_worker: int
+    unit_tokens: int
+
+
+@dataclass
+class Pool:
+    spec: PoolSpec
+    router: Router
+    icl: LogHistogram
+    fast_forward: bool = True
+    workers: list[Worker] = field(default_factory=list)
+    #: (time_ns, provisioned workers after the change)
+    provision_log: list[tuple[int, int]] = field(default_factory=list)
+    #: (time_ns, active workers after the change)
+    active_log: list[tuple[int, int]] = field(default_factory=list)
+    _routable: list[Worker] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def _new_worker(self, now: int, state: State) -> Worker:
+        wid = len(self.workers)
+        eng = Engine(wid, self.spec.args, self.spec.perf, self.spec.num_blocks, self.spec.unit_tokens,
+                     self.icl, fast_forward=self.fast_forward)
+        w = Worker(wid, eng, self.spec.gpus_per_worker, self.name, now, state)
+        self.workers.append(w)
+        self._routable = None
+        return w
+
+    def add_workers(self, n: int, now: int) -> None:
+        """Workers present from the start (already warm)."""
+        for _ in range(n):
+            self._new_worker(now, State.ACTIVE)
+        self._log(now)
+
+    def start_worker(self, now: int) -> Worker:
+        """A planner scale-up: billed from now, routable once :meth:`activate` is called."""
+        w = self._new_worker(now, State.STARTING)
+        self._log(now)
+        return w
+
+    def activate(self, w: Worker, now: int) -> None:
+        if w.state == State.STARTING:
+            w.state = State.ACTIVE
+            self._routable = None
+            self._log(now)
+
+    def drain_worker(self, now: int, on_stopped: Callable[[Worker], None] | None = None) -> Worker | None:
+        """A planner scale-down: the newest routable (or starting) worker stops taking requests."""
+        for w in reversed(self.workers):
+            if w.state in (State.STARTING, State.ACTIVE):
+                w.state = State.DRAINING
+                self._routable = None
+                self.maybe_stop(w, now)
+                self._log(now)
+                return w
+        return None
+
+    def maybe_stop(self, w: Worker, now: int) -> bool:
+        if w.state == State.DRAINING and not w.engine.has_work and not w.engine.busy:
+            w.state = State.STOPPED
+            w.stopped_ns = now
+            self._log(now)
+            return True
+        return False
+
+    @property
+    def routable(self) -> list[Worker]:
+        if self._routable is None:
+            self._routable = [w for w in self.workers if w.state == State.ACTIVE]
+        return self._routable
+
+    def count(self, *states: State) -> int:
+        return sum(1 for w in self.workers if w.state in states)
+
+    def _log(self, now: int) -> None:
+        prov = self.count(State.STARTING, State.ACTIVE, State.DRAINING)
+        act = self.count(State.ACTIVE)
+        if self.provision_log and self.provision_log[-1][0] == now:
+            self.provision_log[-1] = (now, prov)
+        else:
+            self.provision_log.append((now, prov))
+        if self.active_log and self.active_log[-1][0] == now:
+            self.active_log[-1] = (now, act)
+        else:
+            self.active_log.append((now, act))
+
+    def worker_seconds(self, horizon_ns: int) -> float:
+        """Integral of provisioned workers over [0, horizon]."""
+        total = 0
+        log = self.provision_log
+        for i, (t, n) in enumerate(log):
+            if t >= horizon_ns:
+                break
+            t_next = log[i + 1][0] if i + 1 < len(log) else horizon_ns
+            total += n * (min(t_next, horizon_ns) - max(t, 0))
+        return total / 1e9
+
+    def gpu_hours(self, horizon_ns: int) -> float:
+        return self.worker_seconds(horizon_ns) * self.spec.gpus_per_worker / 3600.0

@@ -1,0 +1,116 @@
+"""Engine arguments: vLLM / Dynamo-mocker names and defaults, validated by pydantic.
+
+One source of truth for every engine knob: its default, its type and its doc live on the field, and the
+CLI, the report's ``config`` echo and ``docs/usage.md`` all read from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llmreplay.errors import InputError
+
+DEFAULT_GPU = "h200_sxm"
+DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+class EngineArgs(BaseModel):
+    """Arguments of one engine replica (one worker). Unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    block_size: int = Field(16, gt=0, description="Tokens per KV block (vLLM's default 16).")
+    num_gpu_blocks: int | None = Field(
+        None, gt=0, description="KV blocks per worker. Unset: derived from GPU memory as vLLM does."
+    )
+    max_num_seqs: int = Field(256, gt=0, description="Most requests running at once (vLLM).")
+    max_num_batched_tokens: int = Field(8192, gt=0, description="Token budget of one step (vLLM).")
+    enable_prefix_caching: bool = Field(True, description="Keep freed full blocks cached by prefix hash.")
+    enable_chunked_prefill: bool = Field(
+        True, description="Split prompts longer than the step budget over several steps."
+    )
+    startup_time: float = Field(0.0, ge=0, description="Seconds from a planner scale-up to the worker serving.")
+    speedup_ratio: float = Field(1.0, gt=0, description="Divide every step time by this factor.")
+    preemption_mode: Literal["lifo", "fifo"] = Field(
+        "lifo", description="Which running request is preempted when KV runs out: newest (vLLM) or oldest."
+    )
+    max_model_len: int | None = Field(None, gt=0, description="Longest prompt+output allowed; unset: no limit.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of GPU memory vLLM may use (weights + activations + KV)."
+    )
+    kv_cache_dtype: Literal["auto", "bf16", "fp16", "fp8"] = Field(
+        "auto", description="KV cache element type; auto = the model's activation dtype (bf16)."
+    )
+    kv_transfer_bandwidth: float = Field(
+        64.0, gt=0, description="Disagg KV transfer link, GB/s (Dynamo's default 64: inter-node RDMA)."
+    )
+    kv_transfer_latency_ms: float = Field(0.0, ge=0, description="Fixed latency added to each KV transfer.")
+    worker_type: Literal["aggregated", "agg", "prefill", "decode"] | None = Field(
+        None, description="Disagg role of this pool's workers; must match the pool."
+    )
+    perf_model: str | dict[str, Any] = Field(
+        "roofline", description='Step-time model: "roofline", "polynomial", or {"kind": ..., params}.'
+    )
+    gpu: str | None = Field(None, alias="aic_system", description="GPU system name, e.g. h200_sxm.")
+    model: str | None = Field(
+        None, alias="aic_model_path", description="Model: a Hugging Face id we ship, or a config.json path."
+    )
+    tp: int | None = Field(None, gt=0, alias="aic_tp_size", description="Tensor-parallel size (GPUs per worker).")
+    aic_backend: str | None = Field(None, description="Dynamo's AIC backend name (vllm, sglang, trtllm).")
+
+    @model_validator(mode="after")
+    def _check(self) -> EngineArgs:
+        if not self.enable_chunked_prefill and self.max_model_len is not None \
+                and self.max_model_len > self.max_num_batched_tokens:
+            # vLLM refuses this combination at start-up; so do we.
+            raise ValueError(
+                "with enable_chunked_prefill false, max_num_batched_tokens must be >= max_model_len"
+            )
+        return self
+
+    @property
+    def gpu_name(self) -> str:
+        return self.gpu or DEFAULT_GPU
+
+    @property
+    def model_name(self) -> str:
+        return self.model or DEFAULT_MODEL
+
+    @property
+    def tp_size(self) -> int:
+        return self.tp or 1
+
+    @property
+    def hardware_defaulted(self) -> bool:
+        return self.gpu is None and self.model is None and self.tp is None
+
+
+def valid_engine_keys() -> list[str]:
+    keys: list[str] = []
+    for name, f in EngineArgs.model_fields.items():
+        keys.append(name)
+        if f.alias and f.alias != name:
+            keys.append(f.alias)
+    return sorted(keys)
+
+
+def parse_engine_args(raw: dict[str, Any] | None, *, source: str = "engine args") -> EngineArgs:
+    """Validate a user's engine-args object, turning pydantic's errors into one readable paragraph."""
+    try:
+        return EngineArgs.model_validate(raw or {})
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source, valid_engine_keys())) from None
+
+
+def format_validation_error(exc: ValidationError, source: str, valid: list[str]) -> str:
+    parts: list[str] = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'")
+        else:
+            got = err.get("input")
+            parts.append(f"field '{loc}': {err['msg']} (got {got!r})")
+    return f"{source}: " + "; ".join(parts) + ". Valid keys: " + ", ".join(valid) + "."

@@ -1,0 +1,47 @@
+"""Forward-pass metrics (FPM): what a live planner sees of each engine.
+
+One record per engine step, or one per fast-forwarded stretch of identical decode steps (``steps > 1``,
+with the KV totals of its first and last step). Stored column-wise in plain lists while the replay runs
+(appending is the cheapest thing Python does) and turned into numpy arrays at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FPM_COLUMNS = (
+    "t_start_ns",  # start of the first step
+    "t_end_ns",  # end of the last step
+    "steps",  # steps this record covers (1 unless fast-forwarded)
+    "num_prefill_requests",  # requests with a prefill chunk (only when steps == 1)
+    "sum_prefill_tokens",  # new prompt tokens computed in the step
+    "sum_prefill_kv_tokens",  # context tokens the prefill chunks attend to
+    "num_decode_requests",
+    "decode_kv_first",  # total decode context tokens read in the first step
+    "decode_kv_last",  # ... and in the last step
+    "kv_used_blocks",  # blocks held by running requests after the record
+    "num_running",
+    "num_waiting",  # queued requests (not admitted) after the record
+    "queued_prefill_tokens",  # prompt tokens not yet computed (waiting + partially prefilled)
+)
+
+
+@dataclass
+class FpmLog:
+    """Column lists, one per field in :data:`FPM_COLUMNS`."""
+
+    worker: int
+    cols: dict[str, list[int]] = field(default_factory=lambda: {c: [] for c in FPM_COLUMNS})
+
+    def append(self, *values: int) -> None:
+        for name, v in zip(FPM_COLUMNS, values, strict=True):
+            self.cols[name].append(v)
+
+    def __len__(self) -> int:
+        return len(self.cols["t_end_ns"])
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.int64]]:
+        return {k: np.asarray(v, dtype=np.int64) for k, v in self.cols.items()}

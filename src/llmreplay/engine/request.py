@@ -1,0 +1,72 @@
+"""A request's state inside one engine (vLLM's ``Request``: tokens known vs tokens computed)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Phase(IntEnum):
+    WAITING = 0
+    PREFILL = 1  # running, prompt (or recompute) not fully computed
+    DECODE = 2  # running, one token per step
+    DONE = 3
+
+
+class Request:
+    """Engine-side request. Token accounting follows vLLM v1: ``num_tokens`` known tokens (prompt plus
+    generated so far), ``num_computed`` of them already in KV. A step schedules
+    ``num_tokens - num_computed`` tokens (capped by the budget); when a step computes the last known token a
+    new token is sampled. While in DECODE the generated count is lazy: ``engine.counter - offset`` (one
+    increment per decode step for the whole batch, so a step costs O(1), not O(batch))."""
+
+    __slots__ = (
+        "arrival_ns",
+        "blocks",
+        "cached_tokens",
+        "finish_ns",
+        "first_token_ns",
+        "generated",
+        "held_keys",
+        "idx",
+        "isl",
+        "keys",
+        "last_token_ns",
+        "next_unit",
+        "num_computed",
+        "num_tokens",
+        "offset",
+        "osl",
+        "phase",
+        "phase_key",
+        "preemptions",
+        "worker",
+    )
+
+    def __init__(self, idx: int, isl: int, osl: int, keys: list[int], arrival_ns: int) -> None:
+        self.idx = idx
+        self.isl = isl
+        self.osl = osl
+        #: prefix keys of the prompt's full trace blocks (cacheable units)
+        self.keys = keys
+        self.arrival_ns = arrival_ns
+        self.num_tokens = isl
+        self.num_computed = 0
+        self.blocks = 0  # blocks held while WAITING/PREFILL (DECODE: derived)
+        self.held_keys: list[int] = []  # cached units this request references, in prompt order
+        self.next_unit = 0  # next unit index to cache once computed
+        self.generated = 0
+        self.offset = 0
+        self.phase_key = 0
+        self.phase = Phase.WAITING
+        self.first_token_ns = -1
+        self.last_token_ns = -1
+        self.finish_ns = -1
+        self.cached_tokens = -1  # prefix-cache hit at first admission (-1: never admitted)
+        self.preemptions = 0
+        self.worker = -1
+
+    def __repr__(self) -> str:
+        return (
+            f"Request({self.idx}, isl={self.isl}, osl={self.osl}, phase={self.phase.name}, "
+            f"computed={self.num_computed}/{self.num_tokens}, gen={self.generated})"
+        )

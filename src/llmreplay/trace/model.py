@@ -1,0 +1,119 @@
+"""The in-memory trace: one numpy column per field, so a million requests load fast and stay small."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass
+class Trace:
+    """Requests in arrival order (stable-sorted by ``arrival_ns``).
+
+    Columns (all int64, length ``n``):
+      - ``arrival_ns``: arrival time in integer nanoseconds, relative to the trace's first arrival (= 0).
+        For turn k > 0 of a session this is the *recorded* time; the replay releases such a turn when the
+        previous turn finishes plus ``delay_ns``.
+      - ``isl``, ``osl``: prompt and output lengths in tokens (``osl >= 1``).
+      - ``session``: session index (>= 0) for multi-turn traces, -1 for independent requests.
+      - ``delay_ns``: for turn k > 0 of a session, the think time after turn k-1 finishes; -1 otherwise.
+      - ``line``: 1-based line number in the source file (for error messages and per-request records).
+    Prefix blocks are stored CSR-style: request i owns ``hash_ids[hash_offsets[i]:hash_offsets[i+1]]``,
+    each covering ``block_size`` prompt tokens (Mooncake: 512).
+    """
+
+    arrival_ns: I64
+    isl: I64
+    osl: I64
+    hash_offsets: I64
+    hash_ids: I64
+    session: I64
+    delay_ns: I64
+    line: I64
+    block_size: int = 512
+    source: str = "<memory>"
+    format: str = "generic"
+    notes: list[str] = field(default_factory=list)
+    _prefix_keys: I64 | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.arrival_ns.shape[0])
+
+    @property
+    def has_hashes(self) -> bool:
+        return bool(self.hash_ids.shape[0] > 0)
+
+    @property
+    def has_sessions(self) -> bool:
+        return bool((self.session >= 0).any()) if len(self) else False
+
+    def blocks_of(self, i: int) -> I64:
+        return self.hash_ids[self.hash_offsets[i] : self.hash_offsets[i + 1]]
+
+    def prefix_keys(self) -> I64:
+        """Chained prefix keys aligned with ``hash_ids``: key j of a request identifies the whole prefix
+        ``hash_ids[0..j]``, as vLLM's chained block hashes do, so a cache hit always means the whole prefix
+        matches even if a trace reuses an id at a different position. Keys are small dense integers."""
+        if self._prefix_keys is None:
+            self._prefix_keys = chain_prefix_keys(self.hash_offsets, self.hash_ids)
+        return self._prefix_keys
+
+    def subset(self, idx: npt.NDArray[np.intp]) -> Trace:
+        """A new trace holding the requests at ``idx`` (in that order), with its own CSR block arrays."""
+        starts = self.hash_offsets[idx]
+        ends = self.hash_offsets[idx + 1]
+        lengths = ends - starts
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if self.hash_ids.shape[0]:
+            gather = np.concatenate([np.arange(s, e, dtype=np.int64) for s, e in zip(starts, ends, strict=True)]) \
+                if len(idx) else np.zeros(0, dtype=np.int64)
+            hash_ids = self.hash_ids[gather]
+        else:
+            hash_ids = np.zeros(0, dtype=np.int64)
+        return Trace(
+            arrival_ns=self.arrival_ns[idx].copy(),
+            isl=self.isl[idx].copy(),
+            osl=self.osl[idx].copy(),
+            hash_offsets=offsets,
+            hash_ids=hash_ids,
+            session=self.session[idx].copy(),
+            delay_ns=self.delay_ns[idx].copy(),
+            line=self.line[idx].copy(),
+            block_size=self.block_size,
+            source=self.source,
+            format=self.format,
+            notes=list(self.notes),
+        )
+
+
+def chain_prefix_keys(offsets: I64, ids: I64) -> I64:
+    """Intern (parent key, block id) pairs into dense integer keys; -1 is the empty prefix."""
+    keys = np.empty(ids.shape[0], dtype=np.int64)
+    table: dict[tuple[int, int], int] = {}
+    ids_list = ids.tolist()
+    off = offsets.tolist()
+    for r in range(len(off) - 1):
+        parent = -1
+        for j in range(off[r], off[r + 1]):
+            pair = (parent, ids_list[j])
+            key = table.get(pair)
+            if key is None:
+                key = len(table)
+                table[pair] = key
+            keys[j] = key
+            parent = key
+    return keys
+
+
+def empty_columns(n: int) -> dict[str, I64]:
+    return {
+        "session": np.full(n, -1, dtype=np.int64),
+        "delay_ns": np.full(n, -1, dtype=np.int64),
+    }
