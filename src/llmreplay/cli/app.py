@@ -1,0 +1,164 @@
+"""The ``llmreplay`` command line (typer + rich).
+
+Bad input of any kind (trace, config, flags) exits with code 2 and one readable paragraph, never a
+traceback; a bug exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from llmreplay.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Replay LLM request traces against simulated vLLM-style engines: what would my cluster have done?",
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+JSON_HELP = "inline JSON, or a path to a .json/.yaml file (a leading @ is allowed)"
+
+
+@app.command()
+def run(
+    trace: Annotated[str | None, typer.Argument(help="Trace file: Mooncake JSONL, Azure CSV, or generic CSV/JSONL.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Replay the bundled demo trace (Mooncake slice).")] = False,
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file with any of these options (flags win).")] = None,
+    planner_config: Annotated[str | None, typer.Option(help=f"Planner config: {JSON_HELP}.")] = None,
+    extra_engine_args: Annotated[str | None, typer.Option(help=f"Agg engine args: {JSON_HELP}.")] = None,
+    prefill_engine_args: Annotated[str | None, typer.Option(help=f"Disagg prefill engine args: {JSON_HELP}.")] = None,
+    decode_engine_args: Annotated[str | None, typer.Option(help=f"Disagg decode engine args: {JSON_HELP}.")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="Agg workers at start (default 1).")] = None,
+    num_prefill_workers: Annotated[int | None, typer.Option(help="Disagg prefill workers at start.")] = None,
+    num_decode_workers: Annotated[int | None, typer.Option(help="Disagg decode workers at start.")] = None,
+    arrival_speedup_ratio: Annotated[float | None, typer.Option(help="Divide every inter-arrival gap by F.")] = None,
+    router: Annotated[str | None, typer.Option("--router", "--router-mode",
+                                               help="round_robin | random | kv (Dynamo's kv_router too).")] = None,
+    router_config: Annotated[str | None, typer.Option(help=f"Router weights: {JSON_HELP}.")] = None,
+    trace_block_size: Annotated[int | None, typer.Option(help="Tokens per trace hash block (default 512).")] = None,
+    trace_format: Annotated[str | None, typer.Option(help="auto | mooncake | azure | csv | jsonl.")] = None,
+    arrival_jitter: Annotated[str | None, typer.Option(help="uniform:S spreads each arrival over [t, t+S).")] = None,
+    report_json: Annotated[str | None, typer.Option(help="Write the run report JSON here.")] = None,
+    report_html: Annotated[str | None, typer.Option(help="Write the HTML report here.")] = None,
+    requests_out: Annotated[str | None, typer.Option("--requests-out", "--report-jsonl",
+                                                     help="Per-request records (.parquet or .jsonl).")] = None,
+    replay_concurrency: Annotated[int | None, typer.Option(help="Closed loop: keep N requests in flight.")] = None,
+    max_sim_time_seconds: Annotated[float | None, typer.Option(help="Stop the simulation at S seconds.")] = None,
+    warmup_s: Annotated[float | None, typer.Option(help="Leave requests arriving in the first S s out of latency stats.")] = None,
+    max_requests: Annotated[int | None, typer.Option(help="Keep the first N requests.")] = None,
+    start: Annotated[float | None, typer.Option(help="Start S seconds into the trace.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Keep S seconds of the trace.")] = None,
+    sla_ttft_ms: Annotated[float | None, typer.Option(help="Goodput SLA on TTFT (ms).")] = None,
+    sla_itl_ms: Annotated[float | None, typer.Option(help="Goodput SLA on ITL (ms).")] = None,
+    sla_e2e_ms: Annotated[float | None, typer.Option(help="Goodput SLA on request latency (ms).")] = None,
+    benchmark_granularity: Annotated[int | None, typer.Option(help="Planner bootstrap points per axis.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of all randomness (default 0).")] = None,
+    reference_steps: Annotated[bool, typer.Option("--reference-steps",
+                                                  help="Step-by-step reference mode (no fast-forward; slow).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print only the summary.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Replay one trace and print AIPerf-style metrics."""
+    from llmreplay.cli.run_cmd import execute_run
+
+    flags: dict[str, Any] = {
+        k: v for k, v in dict(
+            trace=trace, planner_config=planner_config, extra_engine_args=extra_engine_args,
+            prefill_engine_args=prefill_engine_args, decode_engine_args=decode_engine_args,
+            num_workers=num_workers, num_prefill_workers=num_prefill_workers,
+            num_decode_workers=num_decode_workers, arrival_speedup_ratio=arrival_speedup_ratio,
+            router=router, router_config=router_config, trace_block_size=trace_block_size,
+            trace_format=trace_format, arrival_jitter=arrival_jitter, report_json=report_json,
+            report_html=report_html, requests_out=requests_out, replay_concurrency=replay_concurrency,
+            max_sim_time_seconds=max_sim_time_seconds, warmup_s=warmup_s, max_requests=max_requests,
+            start=start, duration=duration, sla_ttft_ms=sla_ttft_ms, sla_itl_ms=sla_itl_ms,
+            sla_e2e_ms=sla_e2e_ms, benchmark_granularity=benchmark_granularity, seed=seed,
+        ).items() if v is not None
+    }  # fmt: skip
+    if reference_steps:
+        flags["fast_forward"] = False
+    execute_run(flags, config, demo, quiet=quiet, progress=not (no_progress or quiet), console=out)
+
+
+@app.command("trace-stats")
+def trace_stats_cmd(
+    trace: Annotated[str, typer.Argument(help="Trace file.")],
+    trace_format: Annotated[str, typer.Option(help="auto | mooncake | azure | csv | jsonl.")] = "auto",
+    trace_block_size: Annotated[int, typer.Option(help="Tokens per trace hash block.")] = 512,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Rate, ISL/OSL percentiles, burstiness and prefix reuse of a trace."""
+    from llmreplay.trace import load_trace
+    from llmreplay.trace.stats import render_trace_stats, trace_stats
+
+    t = load_trace(trace, trace_format, trace_block_size)
+    stats = trace_stats(t)
+    if as_json:
+        out.print_json(json.dumps(stats))
+    else:
+        render_trace_stats(stats, out)
+
+
+@app.command()
+def synth(
+    kind: Annotated[str, typer.Argument(help="poisson | bursty | agentic")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Write the trace here (Mooncake JSONL).")],
+    rate: Annotated[float, typer.Option(help="Mean requests per second.")] = 2.0,
+    duration: Annotated[float | None, typer.Option(help="Seconds of traffic.")] = None,
+    num_requests: Annotated[int | None, typer.Option(help="Number of requests (instead of --duration).")] = None,
+    isl: Annotated[str | None, typer.Option(help="ISL distribution, e.g. fixed:512, uniform:100,2000, "
+                                            "normal:3000,500, lognormal:7.5,0.8.")] = None,
+    osl: Annotated[str | None, typer.Option(help="OSL distribution (same syntax).")] = None,
+    cv: Annotated[float | None, typer.Option(help="bursty: coefficient of variation of inter-arrivals (gamma).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Write a synthetic trace: Poisson, bursty (gamma inter-arrivals), or agentic multi-turn sessions."""
+    from llmreplay.cli.synth_cmd import execute_synth
+
+    execute_synth(kind, output, rate, duration, num_requests, isl, osl, cv, seed, out)
+
+
+@app.command()
+def compare(
+    reports: Annotated[list[Path], typer.Argument(help="Two or more run report JSON files.")],
+) -> None:
+    """Print run reports side by side."""
+    from llmreplay.cli.compare_cmd import execute_compare
+
+    execute_compare(reports, out)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except InputError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""``llmreplay run``: resolve flags + config file, replay with a progress bar, print and write results."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from llmreplay.config import RunConfig, build_run_config, read_mapping_file
+from llmreplay.errors import InputError
+from llmreplay.report.table import print_summary
+from llmreplay.runner import RunOutput, prepare_trace, run, write_outputs
+
+
+def resolve_config(flags: dict[str, Any], config_file: Path | None, demo: bool) -> RunConfig:
+    values: dict[str, Any] = {}
+    base_dir = None
+    if config_file is not None:
+        if not config_file.exists():
+            raise InputError(f"--config {config_file}: no such file.")
+        values = read_mapping_file(config_file, "--config")
+        base_dir = config_file.resolve().parent
+        cfg_file_values = build_run_config(values, source=str(config_file), base_dir=base_dir)
+        values = cfg_file_values.model_dump(exclude_unset=True)
+    if demo:
+        if flags.get("trace") or values.get("trace"):
+            raise InputError("--demo replays the bundled trace: do not also give a trace file.")
+        from llmreplay.trace import demo_trace_path
+
+        flags = {**flags, "trace": str(demo_trace_path())}
+    merged = {**values, **flags}
+    return build_run_config(merged, source="llmreplay run")
+
+
+def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, quiet: bool, progress: bool,
+                console: Console) -> RunOutput:
+    cfg = resolve_config(flags, config_file, demo)
+    show_bar = progress and sys.stdout.isatty()
+    if show_bar:
+        trace = prepare_trace(cfg)
+        end_s = max(float(trace.arrival_ns.max()) / 1e9, 1.0)
+        with Progress(TextColumn("[bold]replaying[/]"), BarColumn(), TextColumn("{task.description}"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("", total=end_s)
+
+            def tick(t_ns: int, finished: int) -> None:
+                t = t_ns / 1e9
+                bar.update(task, completed=min(t, end_s), description=f"sim {t:,.0f}/{end_s:,.0f} s · {finished:,} done")
+
+            result = run(cfg, trace=trace, progress=tick)
+    else:
+        result = run(cfg)
+    if not quiet:
+        for line in result.header:
+            console.print(line, highlight=False)
+        for w in result.warnings:
+            console.print(f"[yellow]note:[/] {w}", highlight=False)
+    print_summary(result.report, console)
+    for line in write_outputs(cfg, result):
+        console.print(line, highlight=False)
+    return result

@@ -1,0 +1,137 @@
+"""The run configuration: every input of one replay, with Dynamo's names where Dynamo has one.
+
+``llmreplay run`` flags, a ``--config`` file and a sweep's ``base:`` all resolve to one :class:`RunConfig`.
+The report's ``config`` block is this model dumped with defaults filled in and output paths left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from llmreplay.engine.config import format_validation_error
+from llmreplay.errors import InputError
+
+OUTPUT_FIELDS = ("report_json", "report_html", "requests_out")
+
+
+class RunConfig(BaseModel):
+    """One replay. Field names are the ``run`` flags with ``_`` for ``-``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trace: str | None = Field(None, description="Trace file (Mooncake JSONL, Azure CSV, generic CSV/JSONL).")
+    trace_format: str = Field("auto", description="auto | mooncake | azure | csv | jsonl.")
+    trace_block_size: int = Field(512, gt=0, description="Tokens per trace hash block (Mooncake: 512).")
+    start: float | None = Field(None, ge=0, description="Skip the first S seconds of the trace.")
+    duration: float | None = Field(None, gt=0, description="Keep S seconds of the trace after --start.")
+    max_requests: int | None = Field(None, gt=0, description="Keep at most N requests (after the time slice).")
+    arrival_speedup_ratio: float = Field(1.0, gt=0, description="Divide every inter-arrival gap by F.")
+    arrival_jitter: str | None = Field(None, description="uniform:S spreads each arrival over [t, t+S).")
+    num_workers: int = Field(1, ge=1, description="Agg workers at start.")
+    extra_engine_args: dict[str, Any] | None = Field(None, description="Engine args of agg workers.")
+    prefill_engine_args: dict[str, Any] | None = Field(None, description="Engine args of disagg prefill workers.")
+    decode_engine_args: dict[str, Any] | None = Field(None, description="Engine args of disagg decode workers.")
+    num_prefill_workers: int | None = Field(None, ge=0, description="Disagg prefill workers at start.")
+    num_decode_workers: int | None = Field(None, ge=0, description="Disagg decode workers at start.")
+    planner_config: dict[str, Any] | None = Field(None, description="SLA planner config (Dynamo's fields).")
+    router: str | None = Field(None, description="round_robin | random | kv (default kv with hashes).")
+    router_config: dict[str, Any] | None = Field(None, description="KV router weights (Dynamo's names).")
+    replay_concurrency: int | None = Field(None, gt=0, description="Closed loop: keep N requests in flight.")
+    max_sim_time_seconds: float | None = Field(None, gt=0, description="Stop the simulation at S seconds.")
+    warmup_s: float = Field(0.0, ge=0, description="Leave requests arriving before S out of latency stats.")
+    sla_ttft_ms: float | None = Field(None, gt=0, description="Goodput SLA on TTFT.")
+    sla_itl_ms: float | None = Field(None, gt=0, description="Goodput SLA on per-request ITL.")
+    sla_e2e_ms: float | None = Field(None, gt=0, description="Goodput SLA on request latency.")
+    benchmark_granularity: int = Field(8, ge=2, description="Points per axis of the planner's bootstrap sweep.")
+    seed: int = Field(0, description="The one seed of all randomness.")
+    fast_forward: bool = Field(True, description="False: step-by-step reference mode (slow; for checks).")
+    report_json: str | None = Field(None, description="Write the run report (JSON) here.")
+    report_html: str | None = Field(None, description="Write the HTML report here.")
+    requests_out: str | None = Field(None, description="Per-request records (.parquet or .jsonl).")
+
+    @field_validator("router")
+    @classmethod
+    def _router(cls, v: str | None) -> str | None:
+        from llmreplay.cluster.router import ROUTER_ALIASES, ROUTERS
+
+        if v is None:
+            return v
+        v = ROUTER_ALIASES.get(v, v)
+        if v not in ROUTERS:
+            raise ValueError(f"must be one of {', '.join(ROUTERS)} (or Dynamo's kv_router)")
+        return v
+
+    @property
+    def is_disagg(self) -> bool:
+        return any(
+            x is not None
+            for x in (self.prefill_engine_args, self.decode_engine_args, self.num_prefill_workers,
+                      self.num_decode_workers)
+        )  # fmt: skip
+
+    def resolved_dump(self) -> dict[str, Any]:
+        """Every simulation input (defaults included), without output paths."""
+        return self.model_dump(exclude=set(OUTPUT_FIELDS))
+
+
+def load_json_option(value: str | dict[str, Any] | None, option: str, base_dir: Path | None = None
+                     ) -> dict[str, Any] | None:
+    """A JSON-valued option: inline JSON, or a path (optionally ``@path``) to a .json/.yaml file."""
+    if value is None or isinstance(value, dict):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{option}: invalid inline JSON ({exc.msg} at column {exc.colno}).") from None
+    else:
+        path = Path(text[1:] if text.startswith("@") else text)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        if not path.exists():
+            raise InputError(f"{option}: '{text}' is neither inline JSON (starting with '{{') nor an existing file.")
+        obj = read_mapping_file(path, option)
+    if not isinstance(obj, dict):
+        raise InputError(f"{option}: expected a JSON object, got {type(obj).__name__}.")
+    return obj
+
+
+def read_mapping_file(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read {path}: {exc.strerror}.") from None
+    try:
+        obj = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{what}: {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        raise InputError(f"{what}: {path} must hold a mapping of keys to values, not {type(obj).__name__}.")
+    return obj
+
+
+def build_run_config(values: dict[str, Any], source: str = "run config", base_dir: Path | None = None
+                     ) -> RunConfig:
+    """Validate a mapping of run options; relative paths in a config file resolve against its folder."""
+    values = dict(values)
+    for key in ("extra_engine_args", "prefill_engine_args", "decode_engine_args", "planner_config",
+                "router_config"):
+        if key in values:
+            values[key] = load_json_option(values[key], "--" + key.replace("_", "-"), base_dir)
+    if base_dir is not None and isinstance(values.get("trace"), str):
+        t = Path(values["trace"])
+        if not t.is_absolute():
+            values["trace"] = str(base_dir / t)
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source, sorted(RunConfig.model_fields))) from None

@@ -1,0 +1,137 @@
+"""Per-interval series for the report: traffic, latency, SLA attainment, workers, KV use and queues.
+
+Bins are equal slices of [0, horizon], at most ``MAX_BINS`` of them, so a report stays small however long
+the run. Per-worker series keep each bin's maximum (spikes survive downsampling).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from llmreplay.cluster.pool import Pool
+from llmreplay.metrics.records import RequestRecords, Status
+
+MAX_BINS = 400
+NICE_STEPS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
+F64 = npt.NDArray[np.float64]
+
+
+def bin_width_s(horizon_s: float) -> float:
+    for step in NICE_STEPS_S:
+        if horizon_s / step <= MAX_BINS:
+            return float(step)
+    return float(math.ceil(horizon_s / MAX_BINS / 3600) * 3600)
+
+
+def _nan_to_none(a: F64) -> list[float | None]:
+    return [None if not math.isfinite(x) else round(float(x), 6) for x in a]
+
+
+def _binned_mean(idx: npt.NDArray[np.int64], values: F64, n: int) -> F64:
+    s = np.bincount(idx, weights=values, minlength=n)[:n]
+    c = np.bincount(idx, minlength=n)[:n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(c > 0, s / np.maximum(c, 1), np.nan)
+
+
+def _step_series(log: list[tuple[int, int]], edges_ns: npt.NDArray[np.int64]) -> list[int]:
+    """Value of a step function (time, value) at each bin end."""
+    if not log:
+        return [0] * len(edges_ns)
+    times = np.asarray([t for t, _ in log], dtype=np.int64)
+    vals = np.asarray([v for _, v in log], dtype=np.int64)
+    pos = np.searchsorted(times, edges_ns, side="right") - 1
+    return [int(vals[p]) if p >= 0 else 0 for p in pos]
+
+
+def build_timeseries(
+    rec: RequestRecords,
+    pools: dict[str, Pool],
+    horizon_ns: int,
+    good: npt.NDArray[np.bool_] | None,
+) -> dict[str, Any]:
+    horizon_s = max(horizon_ns / 1e9, 1e-9)
+    width = bin_width_s(horizon_s)
+    n = max(1, math.ceil(horizon_s / width))
+    wns = int(width * 1e9)
+    edges_end = np.arange(1, n + 1, dtype=np.int64) * wns
+    sent = rec.arrival_ns >= 0
+    done = rec.status == Status.COMPLETED
+
+    def bins(times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.minimum(times // wns, n - 1).astype(np.int64)
+
+    arr_bin = bins(rec.arrival_ns[sent])
+    fin_bin = bins(rec.finish_ns[done])
+    ttft = (rec.first_token_ns[done] - rec.arrival_ns[done]) / 1e6
+    osl = rec.osl[done]
+    has_itl = osl >= 2
+    itl = np.full(ttft.shape[0], np.nan)
+    itl[has_itl] = (rec.finish_ns[done][has_itl] - rec.first_token_ns[done][has_itl]) / (osl[has_itl] - 1) / 1e6
+    itl_bins = fin_bin[has_itl]
+    admitted = rec.cached_tokens >= 0
+    adm_bin = bins(np.where(sent, rec.arrival_ns, 0)[admitted])
+    cached = np.bincount(adm_bin, weights=rec.cached_tokens[admitted], minlength=n)[:n]
+    prompt = np.bincount(adm_bin, weights=rec.isl[admitted], minlength=n)[:n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hit = np.where(prompt > 0, cached / np.maximum(prompt, 1), np.nan)
+
+    out: dict[str, Any] = {
+        "bin_s": width,
+        "t_s": [round(i * width, 3) for i in range(n)],
+        "arrivals": np.bincount(arr_bin, minlength=n)[:n].tolist(),
+        "completions": np.bincount(fin_bin, minlength=n)[:n].tolist(),
+        "arrival_rps": (np.bincount(arr_bin, minlength=n)[:n] / width).round(6).tolist(),
+        "ttft_ms_avg": _nan_to_none(_binned_mean(fin_bin, ttft, n)),
+        "itl_ms_avg": _nan_to_none(_binned_mean(itl_bins, itl[has_itl], n)),
+        "isl_avg": _nan_to_none(_binned_mean(arr_bin, rec.isl[sent].astype(np.float64), n)),
+        "osl_avg": _nan_to_none(_binned_mean(arr_bin, rec.osl[sent].astype(np.float64), n)),
+        "prefix_cache_hit_rate": _nan_to_none(hit),
+        "sla_attainment": None,
+    }
+    if good is not None:
+        # attainment by arrival interval: of the requests sent in the bin, the share that met the SLA
+        out["sla_attainment"] = _nan_to_none(_binned_mean(arr_bin, good[sent].astype(np.float64), n))
+    pools_out: dict[str, Any] = {}
+    for name, pool in pools.items():
+        cap = pool.spec.num_blocks
+        workers: list[dict[str, Any]] = []
+        for w in pool.workers:
+            f = w.engine.fpm.to_arrays()
+            if len(f["t_end_ns"]):
+                b = bins(f["t_end_ns"])
+                kv = np.full(n, np.nan)
+                np.fmax.at(kv, b, f["kv_used_blocks"] / cap)
+                queue = np.full(n, np.nan)
+                np.fmax.at(queue, b, f["queued_prefill_tokens"].astype(np.float64))
+                waiting = np.full(n, np.nan)
+                np.fmax.at(waiting, b, f["num_waiting"].astype(np.float64))
+                kv_tok = np.full(n, np.nan)
+                # "total KV" = in flight + queued, in tokens: what the decode side must hold
+                np.fmax.at(kv_tok, b, (f["kv_used_blocks"] * pool.spec.args.block_size
+                                       + f["queued_prefill_tokens"]).astype(np.float64))
+                busy = np.bincount(b, weights=(f["t_end_ns"] - f["t_start_ns"]).astype(np.float64),
+                                   minlength=n)[:n] / wns
+            else:
+                kv = queue = waiting = kv_tok = busy = np.full(n, np.nan)
+            workers.append({
+                "id": w.id,
+                "kv_used_fraction_max": _nan_to_none(kv),
+                "queued_prefill_tokens_max": _nan_to_none(queue),
+                "waiting_max": _nan_to_none(waiting),
+                "total_kv_tokens_max": _nan_to_none(kv_tok),
+                "busy_fraction": _nan_to_none(np.minimum(busy, 1.0)),
+            })
+        pools_out[name] = {
+            "kv_capacity_tokens": cap * pool.spec.args.block_size,
+            "active_workers": _step_series(pool.active_log, edges_end),
+            "provisioned_workers": _step_series(pool.provision_log, edges_end),
+            "gpus": [v * pool.spec.gpus_per_worker for v in _step_series(pool.provision_log, edges_end)],
+            "workers": workers,
+        }
+    out["pools"] = pools_out
+    return out

@@ -1,0 +1,251 @@
+"""From a :class:`RunConfig` to a run report: load and shape the trace, build the pools, replay, measure.
+
+This is the one entry point the CLI, the sweep executors and tests share.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmreplay import __version__
+from llmreplay.cluster.pool import Pool, PoolSpec
+from llmreplay.cluster.router import RouterConfig, make_router
+from llmreplay.config import RunConfig
+from llmreplay.engine.config import EngineArgs, format_validation_error, parse_engine_args
+from llmreplay.engine.perf.hw import HardwareSetup, resolve_hardware
+from llmreplay.engine.perf.registry import build_perf_model
+from llmreplay.errors import InputError
+from llmreplay.metrics.histogram import LogHistogram
+from llmreplay.metrics.records import RequestRecords
+from llmreplay.metrics.summary import Sla, compute_metrics, compute_sla, good_mask
+from llmreplay.metrics.timeseries import build_timeseries
+from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
+from llmreplay.trace import load_trace
+from llmreplay.trace.model import Trace
+from llmreplay.trace.transform import jitter_arrivals, slice_trace, speed_up
+
+SCHEMA = "llmreplay.run/1"
+
+
+@dataclass
+class RunOutput:
+    """A finished run: the report (JSON-ready dict) plus the objects behind it."""
+
+    report: dict[str, Any]
+    records: RequestRecords
+    result: ReplayResult
+    trace: Trace
+    header: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_trace(cfg: RunConfig, trace: Trace | None = None) -> Trace:
+    """Load (unless given), slice, speed up and jitter the trace, in that order."""
+    if trace is None:
+        if cfg.trace is None:
+            raise InputError("no trace given: pass a trace file (or --demo for the bundled demo trace).")
+        trace = load_trace(cfg.trace, cfg.trace_format, cfg.trace_block_size)
+    if cfg.start is not None or cfg.duration is not None or cfg.max_requests is not None:
+        trace = slice_trace(trace, cfg.start, cfg.duration, cfg.max_requests)
+    if cfg.arrival_speedup_ratio != 1.0:
+        trace = speed_up(trace, cfg.arrival_speedup_ratio)
+    if cfg.arrival_jitter:
+        trace = jitter_arrivals(trace, cfg.arrival_jitter, cfg.seed)
+    if len(trace) == 0:
+        raise InputError(f"{cfg.trace}: no request is left after slicing (--start/--duration/--max-requests).")
+    return trace
+
+
+def build_pool_spec(name: str, args: EngineArgs, trace: Trace) -> tuple[PoolSpec, HardwareSetup, list[str]]:
+    notes: list[str] = []
+    hw = resolve_hardware(args)
+    perf = build_perf_model(args.perf_model, hw)
+    if args.aic_backend is not None and args.perf_model == "roofline":
+        notes.append(
+            f"aic_backend '{args.aic_backend}' given without perf_model: steps are timed by the default "
+            "roofline model; pass \"perf_model\": \"aic\" to use AIConfigurator."
+        )
+    if args.num_gpu_blocks is not None:
+        blocks = args.num_gpu_blocks
+    else:
+        blocks = hw.derive_num_gpu_blocks(args.block_size, args.gpu_memory_utilization, args.max_num_batched_tokens)
+    unit = trace.block_size
+    if trace.has_hashes and unit % args.block_size:
+        raise InputError(
+            f"--trace-block-size {unit} must be a multiple of the engine block_size {args.block_size}, "
+            "so each trace hash block maps onto whole KV blocks."
+        )
+    if args.max_num_batched_tokens < args.max_num_seqs:
+        raise InputError(
+            f"engine args: max_num_batched_tokens ({args.max_num_batched_tokens}) must be >= max_num_seqs "
+            f"({args.max_num_seqs}), as vLLM requires, so every running request can decode each step."
+        )
+    spec = PoolSpec(name, args, perf, blocks, hw.tp, unit if trace.has_hashes else max(unit, args.block_size))
+    return spec, hw, notes
+
+
+def run(
+    cfg: RunConfig,
+    trace: Trace | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunOutput:
+    wall0 = time.perf_counter()
+    if cfg.is_disagg:
+        raise InputError("disaggregated prefill/decode is not available yet in this version (issue #6); "
+                         "use --num-workers and --extra-engine-args.")
+    if cfg.planner_config is not None:
+        raise InputError("the SLA planner is not available yet in this version (issue #4); "
+                         "run without --planner-config for fixed replica counts.")
+    trace = prepare_trace(cfg, trace)
+    args = parse_engine_args(cfg.extra_engine_args, source="--extra-engine-args")
+    spec, hw, notes = build_pool_spec("agg", args, trace)
+    try:
+        router_cfg = RouterConfig.model_validate(cfg.router_config or {})
+    except Exception as exc:  # pydantic ValidationError
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            raise InputError(format_validation_error(exc, "--router-config", sorted(RouterConfig.model_fields))
+                             ) from None
+        raise
+    router_name = cfg.router or ("kv" if trace.has_hashes else "round_robin")
+    rng = np.random.default_rng(cfg.seed)
+    pool = Pool(spec, make_router(router_name, router_cfg, rng), LogHistogram(), fast_forward=cfg.fast_forward)
+    pool.add_workers(cfg.num_workers, 0)
+    horizon = int(cfg.max_sim_time_seconds * 1e9) if cfg.max_sim_time_seconds is not None else None
+    options = ReplayOptions(seed=cfg.seed, horizon_ns=horizon, concurrency=cfg.replay_concurrency,
+                            fast_forward=cfg.fast_forward, progress=progress)
+    result = Replay(trace, pool, options).run()
+    header = [
+        f"trace: {trace.source} ({trace.format}, {len(trace):,} requests)",
+        f"engine: {hw.describe()} · {spec.perf.describe()}",
+        f"KV cache: {spec.num_blocks:,} blocks × {args.block_size} tokens = "
+        f"{spec.num_blocks * args.block_size:,} tokens per worker"
+        + ("" if args.num_gpu_blocks is not None else " (derived from GPU memory)"),
+        f"cluster: agg, {cfg.num_workers} worker(s), router {router_name}",
+    ]
+    if args.hardware_defaulted:
+        header[1] += " (default hardware: pass aic_system / aic_model_path / aic_tp_size to change)"
+    report = build_report(cfg, trace, spec, hw, router_name, result, wall0)
+    return RunOutput(report, result.records, result, trace, header, notes + list(trace.notes))
+
+
+def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup, router_name: str,
+                 result: ReplayResult, wall0: float) -> dict[str, Any]:
+    rec = result.records
+    warmup_ns = int(cfg.warmup_s * 1e9)
+    engines = [w.engine for p in result.pools.values() for w in p.workers]
+    prompt = sum(e.prompt_tokens_admitted for e in engines)
+    cached = sum(e.cached_tokens_admitted for e in engines)
+    metrics = compute_metrics(rec, result.icl, cached / prompt if prompt else None, warmup_ns)
+    admitted = rec.cached_tokens >= 0
+    block_refs = int(np.diff(trace.hash_offsets)[admitted].sum()) if trace.has_hashes else 0
+    metrics["prefix_cache_block_hit_rate"] = (
+        float((rec.cached_tokens[admitted] // spec.unit_tokens).sum() / block_refs) if block_refs else None
+    )
+    sla = Sla(cfg.sla_ttft_ms, cfg.sla_itl_ms, cfg.sla_e2e_ms)
+    sla_out = compute_sla(rec, sla, metrics["duration_s"], warmup_ns)
+    good = good_mask(rec, sla, warmup_ns) if sla.any else None
+    horizon = result.horizon_ns
+    pools_out: dict[str, Any] = {}
+    gpu_hours = 0.0
+    peak_gpus = 0
+    for name, pool in result.pools.items():
+        gh = pool.gpu_hours(horizon)
+        gpu_hours += gh
+        worker_s = pool.worker_seconds(horizon)
+        busy_s = sum(w.engine.busy_ns for w in pool.workers) / 1e9
+        peak_kv = 0
+        for w in pool.workers:
+            col = w.engine.fpm.cols["kv_used_blocks"]
+            if col:
+                peak_kv = max(peak_kv, max(col))
+        peak_workers = max((n for _, n in pool.provision_log), default=0)
+        peak_gpus += peak_workers * pool.spec.gpus_per_worker
+        pools_out[name] = {
+            "workers_start": cfg.num_workers,
+            "workers_peak": peak_workers,
+            "gpus_per_worker": pool.spec.gpus_per_worker,
+            "gpu_hours": gh,
+            "utilization": busy_s / worker_s if worker_s > 0 else None,
+            "kv_peak_fraction": peak_kv / pool.spec.num_blocks,
+            "num_gpu_blocks": pool.spec.num_blocks,
+            "block_size": pool.spec.args.block_size,
+            "kv_capacity_tokens": pool.spec.num_blocks * pool.spec.args.block_size,
+            "steps": sum(w.engine.steps for w in pool.workers),
+            "preemptions": sum(w.engine.preemptions for w in pool.workers),
+            "evicted_blocks": sum(w.engine.pool.stats.evicted_units for w in pool.workers) * pool.spec.unit_tokens
+            // pool.spec.args.block_size,
+        }
+    transitions = sum(max(0, len(p.provision_log) - 1) for p in result.pools.values())
+    config = cfg.resolved_dump()
+    config["extra_engine_args"] = spec.args.model_dump(by_alias=False)
+    config["router"] = router_name
+    config["trace_requests"] = len(trace)
+    config["hardware"] = {"gpu": hw.gpu.name, "model": hw.model.name, "tp": hw.tp,
+                          "kv_bytes_per_token": hw.kv_bytes_per_token, "describe": hw.describe()}
+    config["perf_model"] = spec.perf.describe()
+    config["num_gpu_blocks"] = spec.num_blocks
+    config["arrival_jitter"] = cfg.arrival_jitter or "none (arrivals as recorded)"
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 1024 / 1024
+    wall = time.perf_counter() - wall0
+    return {
+        "schema": SCHEMA,
+        "config": config,
+        "requests": rec.counts(),
+        "metrics": metrics,
+        "sla": sla_out,
+        "cost": {"gpu_hours": gpu_hours, "peak_gpus": peak_gpus, "replica_transitions": transitions,
+                 "reversals": 0},
+        "pools": pools_out,
+        "timeseries": build_timeseries(rec, result.pools, horizon, good),
+        "planner": None,
+        "sim": {
+            "wall_s": wall,
+            "replay_wall_s": result.wall_s,
+            "simulated_s": horizon / 1e9,
+            "requests_per_wall_s": len(rec) / wall if wall > 0 else None,
+            "simulated_s_per_wall_s": horizon / 1e9 / wall if wall > 0 else None,
+            "events": result.events,
+            "engine_steps": result.steps,
+            "peak_rss_mb": rss_mb,
+            "version": __version__,
+        },
+    }
+
+
+def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
+    """Write the files the config asks for; return one line per file written."""
+    import json
+
+    lines: list[str] = []
+    if cfg.report_json:
+        p = Path(cfg.report_json)
+        if p.is_dir():
+            p = p / "llmreplay_report.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(out.report, indent=2, allow_nan=False, default=_json_default) + "\n")
+        lines.append(f"report JSON: {p}")
+    if cfg.requests_out:
+        p = Path(cfg.requests_out)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        out.records.write(p)
+        lines.append(f"per-request records: {p}")
+    return lines
+
+
+def _json_default(o: object) -> object:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    raise TypeError(type(o).__name__)

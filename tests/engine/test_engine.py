@@ -1,0 +1,152 @@
+"""Engine behaviour: step semantics, chunked prefill, preemption, invariants, fast-forward exactness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import FixedStep, LinearStep, make_trace, random_trace, replay
+
+from llmreplay.engine.engine import Engine
+from llmreplay.metrics.records import Status
+
+MS = 1_000_000
+
+
+def test_first_token_is_emitted_by_the_step_that_completes_prefill() -> None:
+    r = replay(make_trace([0.0], [100], [5]), FixedStep(0.010)).records
+    assert r.first_token_ns[0] == 10 * MS  # one prefill step
+    assert r.finish_ns[0] == 50 * MS  # then 4 decode steps, the 5th token finishes it
+
+
+def test_long_prompt_is_chunked_by_the_token_budget() -> None:
+    r = replay(make_trace([0.0], [20_000], [1]), FixedStep(0.010), max_num_batched_tokens=8192).records
+    assert r.first_token_ns[0] == 30 * MS  # ceil(20000 / 8192) = 3 steps
+    assert r.finish_ns[0] == 30 * MS  # OSL 1 finishes with its first token
+
+
+def test_requests_arriving_at_one_instant_share_a_step() -> None:
+    r = replay(make_trace([0.0, 0.0, 0.0], [100, 100, 100], [2, 2, 2]), FixedStep(0.010)).records
+    assert set(r.first_token_ns.tolist()) == {10 * MS}
+    assert set(r.finish_ns.tolist()) == {20 * MS}
+
+
+def test_arrival_mid_step_waits_for_the_next_step_boundary() -> None:
+    r = replay(make_trace([0.0, 0.004], [100, 100], [3, 1]), FixedStep(0.010)).records
+    assert r.first_token_ns.tolist() == [10 * MS, 20 * MS]
+
+
+def test_max_num_seqs_limits_the_batch() -> None:
+    r = replay(make_trace([0.0, 0.0], [100, 100], [3, 3]), FixedStep(0.010), max_num_seqs=1,
+               max_num_batched_tokens=8192).records
+    assert r.finish_ns.tolist() == [30 * MS, 60 * MS]
+
+
+def test_decode_tokens_are_scheduled_before_prefill_chunks() -> None:
+    # request 0 decodes while request 1's long prompt is chunked: request 0 still gets a token every step
+    r = replay(make_trace([0.0, 0.005], [100, 50_000], [10, 1]), FixedStep(0.010), max_num_seqs=4,
+               max_num_batched_tokens=8192).records
+    assert r.finish_ns[0] == 100 * MS
+
+
+def test_prefix_cache_hit_skips_prefill_of_the_cached_blocks() -> None:
+    blocks = [[1, 2, 3], [1, 2, 4]]
+    tr = make_trace([0.0, 1.0], [1536, 1536], [1, 1], blocks)
+    res = replay(tr, LinearStep())
+    assert res.records.cached_tokens.tolist() == [0, 1024]
+    ttft = res.records.first_token_ns - res.records.arrival_ns
+    assert ttft[1] < ttft[0]
+
+
+def test_full_hit_still_recomputes_the_last_block() -> None:
+    tr = make_trace([0.0, 1.0], [1024, 1024], [1, 1], [[1, 2], [1, 2]])
+    assert replay(tr).records.cached_tokens.tolist() == [0, 512]  # capped at isl - 1, rounded to blocks
+
+
+def _checked_engines(monkeypatch: pytest.MonkeyPatch, log: list[int]) -> None:
+    """Check every engine invariant after every step."""
+    original = Engine.complete
+
+    def complete(self: Engine, now: int):  # type: ignore[no-untyped-def]
+        finished = original(self, now)
+        self.pool.check()
+        assert self.pool.used <= self.pool.capacity
+        for req in self.running.values():
+            tokens = req.isl + (self.counter - req.offset) if req.phase == 2 else req.num_computed
+            assert tokens <= req.isl + req.osl - 1
+        log.append(self.pool.used)
+        return finished
+
+    monkeypatch.setattr(Engine, "complete", complete)
+
+
+def test_kv_pressure_preempts_and_every_request_still_completes(monkeypatch: pytest.MonkeyPatch) -> None:
+    used: list[int] = []
+    _checked_engines(monkeypatch, used)
+    tr = random_trace(400, seed=3, rate=40.0)
+    res = replay(tr, LinearStep(), num_blocks=900, workers=1)
+    rec = res.records
+    assert res.pools["agg"].workers[0].engine.preemptions > 0
+    assert (rec.status == Status.COMPLETED).all()
+    assert max(used) <= 900
+    assert rec.preemptions.sum() == res.pools["agg"].workers[0].engine.preemptions
+    done = rec.status == Status.COMPLETED
+    assert (rec.arrival_ns[done] <= rec.first_token_ns[done]).all()
+    assert (rec.first_token_ns[done] <= rec.finish_ns[done]).all()
+
+
+@pytest.mark.parametrize("mode", ["lifo", "fifo"])
+def test_preemption_modes_both_conserve_requests(mode: str) -> None:
+    res = replay(random_trace(300, seed=5, rate=40.0), num_blocks=800, preemption_mode=mode)
+    assert (res.records.status == Status.COMPLETED).all()
+
+
+@pytest.mark.parametrize(
+    ("router", "blocks", "workers"),
+    [("round_robin", 100_000, 2), ("kv", 100_000, 3), ("kv", 900, 2), ("random", 1200, 2)],
+)
+def test_fast_forward_equals_step_by_step_reference(router: str, blocks: int, workers: int) -> None:
+    tr = random_trace(2000, seed=11, rate=8.0)
+    fast = replay(tr, LinearStep(), workers=workers, num_blocks=blocks, router=router)
+    ref = replay(tr, LinearStep(), workers=workers, num_blocks=blocks, router=router, fast_forward=False)
+    for col in ("first_token_ns", "finish_ns", "worker", "cached_tokens", "preemptions"):
+        np.testing.assert_array_equal(getattr(fast.records, col), getattr(ref.records, col), err_msg=col)
+    assert fast.steps == ref.steps
+    assert fast.events < ref.events / 5  # and it is what makes the replay fast
+
+
+def test_fast_forward_emits_one_fpm_record_per_stretch() -> None:
+    res = replay(make_trace([0.0], [100], [1000]), FixedStep(0.001))
+    fpm = res.pools["agg"].workers[0].engine.fpm.to_arrays()
+    assert fpm["steps"].sum() == 1000
+    assert len(fpm["steps"]) < 5
+    stretch = int(np.argmax(fpm["steps"]))
+    n = int(fpm["steps"][stretch])
+    assert fpm["decode_kv_last"][stretch] - fpm["decode_kv_first"][stretch] == n - 1
+
+
+def test_horizon_leaves_requests_unfinished_and_accounted() -> None:
+    tr = make_trace([0.0, 0.0, 5.0], [100, 100, 100], [1000, 10, 10])
+    res = replay(tr, FixedStep(0.010), horizon_s=1.0)
+    assert res.records.status.tolist() == [Status.UNFINISHED, Status.COMPLETED, Status.UNFINISHED]
+    assert res.horizon_ns == 1_000_000_000
+
+
+def test_request_that_can_never_fit_is_rejected_with_a_reason() -> None:
+    tr = make_trace([0.0, 0.1], [100, 5000], [10, 10])
+    res = replay(tr, num_blocks=100, block_size=16)  # 1,600 tokens of KV
+    rec = res.records
+    assert rec.status.tolist() == [Status.COMPLETED, Status.REJECTED]
+    assert rec.counts()["rejected_by_reason"] == {"exceeds_kv_capacity": 1}
+
+
+def test_sessions_release_the_next_turn_after_the_previous_finishes_plus_delay() -> None:
+    tr = make_trace([0.0, 0.0], [100, 100], [10, 1], session=[0, 0], delay_s=[-1, 2.0])
+    rec = replay(tr, FixedStep(0.010)).records
+    assert rec.finish_ns[0] == 100 * MS
+    assert rec.arrival_ns[1] == 100 * MS + 2_000 * MS
+
+
+def test_closed_loop_keeps_n_requests_in_flight() -> None:
+    tr = make_trace([0.0, 50.0, 90.0, 99.0], [100] * 4, [1] * 4)
+    rec = replay(tr, FixedStep(0.010), concurrency=1, max_num_seqs=4).records
+    assert rec.arrival_ns.tolist() == [0, 10 * MS, 20 * MS, 30 * MS]  # timestamps ignored
