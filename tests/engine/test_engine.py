@@ -105,7 +105,7 @@ def test_preemption_modes_both_conserve_requests(mode: str) -> None:
     [("round_robin", 100_000, 2), ("kv", 100_000, 3), ("kv", 900, 2), ("random", 1200, 2)],
 )
 def test_fast_forward_equals_step_by_step_reference(router: str, blocks: int, workers: int) -> None:
-    tr = random_trace(2000, seed=11, rate=8.0)
+    tr = random_trace(2500, seed=11, rate=10.0, osl_max=150)
     fast = replay(tr, LinearStep(), workers=workers, num_blocks=blocks, router=router)
     ref = replay(tr, LinearStep(), workers=workers, num_blocks=blocks, router=router, fast_forward=False)
     for col in ("first_token_ns", "finish_ns", "worker", "cached_tokens", "preemptions"):
