@@ -27,6 +27,8 @@ from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords
 from llmreplay.metrics.summary import Sla, compute_metrics, compute_sla, good_mask
 from llmreplay.metrics.timeseries import build_timeseries
+from llmreplay.planner.config import PlannerConfig, parse_planner_config
+from llmreplay.planner.planner import Planner, ScalingEvent
 from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
 from llmreplay.trace import load_trace
 from llmreplay.trace.model import Trace
@@ -101,12 +103,19 @@ def run(
     if cfg.is_disagg:
         raise InputError("disaggregated prefill/decode is not available yet in this version (issue #6); "
                          "use --num-workers and --extra-engine-args.")
+    planner_cfg: PlannerConfig | None = None
+    notes: list[str] = []
     if cfg.planner_config is not None:
-        raise InputError("the SLA planner is not available yet in this version (issue #4); "
-                         "run without --planner-config for fixed replica counts.")
+        planner_cfg, notes = parse_planner_config(cfg.planner_config)
+        if planner_cfg.mode == "disagg":
+            raise InputError("planner_config.mode is 'disagg' but the run is agg (--num-workers / "
+                             "--extra-engine-args); give prefill/decode engine args for a disagg run.")
     trace = prepare_trace(cfg, trace)
     args = parse_engine_args(cfg.extra_engine_args, source="--extra-engine-args")
-    spec, hw, notes = build_pool_spec("agg", args, trace)
+    spec, hw, spec_notes = build_pool_spec("agg", args, trace)
+    notes += spec_notes
+    if planner_cfg is not None and planner_cfg.decode_engine_num_gpu is not None:
+        spec.gpus_per_worker = planner_cfg.decode_engine_num_gpu
     try:
         router_cfg = RouterConfig.model_validate(cfg.router_config or {})
     except Exception as exc:  # pydantic ValidationError
@@ -123,23 +132,34 @@ def run(
     horizon = int(cfg.max_sim_time_seconds * 1e9) if cfg.max_sim_time_seconds is not None else None
     options = ReplayOptions(seed=cfg.seed, horizon_ns=horizon, concurrency=cfg.replay_concurrency,
                             fast_forward=cfg.fast_forward, progress=progress)
-    result = Replay(trace, pool, options).run()
+    replay = Replay(trace, pool, options)
+    planner: Planner | None = None
+    if planner_cfg is not None:
+        planner = Planner(planner_cfg, {"agg": pool}, granularity=cfg.benchmark_granularity)
+        if planner.period_ns > 0:
+            replay.observer = planner
+            replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker))
+    result = replay.run()
+    if planner is not None:
+        notes += planner.warnings
     header = [
         f"trace: {trace.source} ({trace.format}, {len(trace):,} requests)",
         f"engine: {hw.describe()} · {spec.perf.describe()}",
         f"KV cache: {spec.num_blocks:,} blocks × {args.block_size} tokens = "
         f"{spec.num_blocks * args.block_size:,} tokens per worker"
         + ("" if args.num_gpu_blocks is not None else " (derived from GPU memory)"),
-        f"cluster: agg, {cfg.num_workers} worker(s), router {router_name}",
+        f"cluster: agg, {cfg.num_workers} worker(s) at start, router {router_name}"
+        + (f", planner {planner_cfg.optimization_target} ({planner_cfg.load_predictor} predictor)"
+           if planner_cfg is not None else ", no planner"),
     ]
     if args.hardware_defaulted:
         header[1] += " (default hardware: pass aic_system / aic_model_path / aic_tp_size to change)"
-    report = build_report(cfg, trace, spec, hw, router_name, result, wall0)
+    report = build_report(cfg, trace, spec, hw, router_name, result, wall0, planner)
     return RunOutput(report, result.records, result, trace, header, notes + list(trace.notes))
 
 
 def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup, router_name: str,
-                 result: ReplayResult, wall0: float) -> dict[str, Any]:
+                 result: ReplayResult, wall0: float, planner: Planner | None = None) -> dict[str, Any]:
     rec = result.records
     warmup_ns = int(cfg.warmup_s * 1e9)
     engines = [w.engine for p in result.pools.values() for w in p.workers]
@@ -185,7 +205,8 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
             "evicted_blocks": sum(w.engine.pool.stats.evicted_units for w in pool.workers) * pool.spec.unit_tokens
             // pool.spec.args.block_size,
         }
-    transitions = sum(max(0, len(p.provision_log) - 1) for p in result.pools.values())
+    events = planner.events if planner is not None else []
+    reversal_window = 3 * (planner.cfg.load_adjustment_interval if planner is not None else 0.0)
     config = cfg.resolved_dump()
     config["extra_engine_args"] = spec.args.model_dump(by_alias=False)
     config["router"] = router_name
@@ -195,6 +216,9 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
     config["perf_model"] = spec.perf.describe()
     config["num_gpu_blocks"] = spec.num_blocks
     config["arrival_jitter"] = cfg.arrival_jitter or "none (arrivals as recorded)"
+    if planner is not None:
+        config["planner_config"] = planner.cfg.model_dump()
+        config["planner_config"]["decode_engine_num_gpu"] = spec.gpus_per_worker
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 1024 / 1024
     wall = time.perf_counter() - wall0
@@ -204,11 +228,12 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
         "requests": rec.counts(),
         "metrics": metrics,
         "sla": sla_out,
-        "cost": {"gpu_hours": gpu_hours, "peak_gpus": peak_gpus, "replica_transitions": transitions,
-                 "reversals": 0},
+        "cost": {"gpu_hours": gpu_hours, "peak_gpus": peak_gpus, "replica_transitions": len(events),
+                 "reversals": count_reversals(events, reversal_window)},
         "pools": pools_out,
         "timeseries": build_timeseries(rec, result.pools, horizon, good),
-        "planner": None,
+        "planner": None if planner is None else {**planner.report(),
+                                                  "config": planner.cfg.model_dump()},
         "sim": {
             "wall_s": wall,
             "replay_wall_s": result.wall_s,
@@ -221,6 +246,18 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
             "version": __version__,
         },
     }
+
+
+def count_reversals(events: list[ScalingEvent], window_s: float) -> int:
+    """Changes that undo the previous change of the same component within ``window_s`` (flapping)."""
+    last: dict[str, ScalingEvent] = {}
+    n = 0
+    for e in events:
+        prev = last.get(e.component)
+        if prev is not None and (e.to - e.from_) * (prev.to - prev.from_) < 0 and e.t_s - prev.t_s <= window_s:
+            n += 1
+        last[e.component] = e
+    return n
 
 
 def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:

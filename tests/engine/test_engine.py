@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FixedStep, LinearStep, make_trace, random_trace, replay
 
+from conftest import FixedStep, LinearStep, make_trace, random_trace, replay
 from llmreplay.engine.engine import Engine
 from llmreplay.metrics.records import Status
 

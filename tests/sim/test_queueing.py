@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from conftest import FixedStep, make_trace, replay
 
 D = 0.010  # service time: one 10 ms step per request (OSL 1, max_num_seqs 1)

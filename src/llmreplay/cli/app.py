@@ -30,7 +30,7 @@ JSON_HELP = "inline JSON, or a path to a .json/.yaml file (a leading @ is allowe
 
 @app.command()
 def run(
-    trace: Annotated[str | None, typer.Argument(help="Trace file: Mooncake JSONL, Azure CSV, or generic CSV/JSONL.")] = None,
+    trace: Annotated[str | None, typer.Argument(help="Mooncake JSONL, Azure CSV or generic CSV/JSONL trace.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Replay the bundled demo trace (Mooncake slice).")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML/JSON file with any of these options (flags win).")] = None,
     planner_config: Annotated[str | None, typer.Option(help=f"Planner config: {JSON_HELP}.")] = None,
@@ -53,7 +53,7 @@ def run(
                                                      help="Per-request records (.parquet or .jsonl).")] = None,
     replay_concurrency: Annotated[int | None, typer.Option(help="Closed loop: keep N requests in flight.")] = None,
     max_sim_time_seconds: Annotated[float | None, typer.Option(help="Stop the simulation at S seconds.")] = None,
-    warmup_s: Annotated[float | None, typer.Option(help="Leave requests arriving in the first S s out of latency stats.")] = None,
+    warmup_s: Annotated[float | None, typer.Option(help="Leave the first S seconds out of latency stats.")] = None,
     max_requests: Annotated[int | None, typer.Option(help="Keep the first N requests.")] = None,
     start: Annotated[float | None, typer.Option(help="Start S seconds into the trace.")] = None,
     duration: Annotated[float | None, typer.Option(help="Keep S seconds of the trace.")] = None,
@@ -118,7 +118,7 @@ def synth(
     isl: Annotated[str | None, typer.Option(help="ISL distribution, e.g. fixed:512, uniform:100,2000, "
                                             "normal:3000,500, lognormal:7.5,0.8.")] = None,
     osl: Annotated[str | None, typer.Option(help="OSL distribution (same syntax).")] = None,
-    cv: Annotated[float | None, typer.Option(help="bursty: coefficient of variation of inter-arrivals (gamma).")] = None,
+    cv: Annotated[float | None, typer.Option(help="bursty: coefficient of variation of inter-arrivals.")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Write a synthetic trace: Poisson, bursty (gamma inter-arrivals), or agentic multi-turn sessions."""
@@ -138,26 +138,12 @@ def compare(
 
 
 def main() -> None:
+    """Entry point: typer handles usage errors (exit 2); our InputError becomes exit 2 without a traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except InputError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

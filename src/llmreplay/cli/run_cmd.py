@@ -48,7 +48,8 @@ def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, 
 
             def tick(t_ns: int, finished: int) -> None:
                 t = t_ns / 1e9
-                bar.update(task, completed=min(t, end_s), description=f"sim {t:,.0f}/{end_s:,.0f} s · {finished:,} done")
+                desc = f"sim {t:,.0f}/{end_s:,.0f} s · {finished:,} done"
+                bar.update(task, completed=min(t, end_s), description=desc)
 
             result = run(cfg, trace=trace, progress=tick)
     else:

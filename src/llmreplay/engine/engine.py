@@ -54,6 +54,7 @@ class _Pending:
     allocated: int = 1  # steps whose blocks are allocated
     chunks: list[tuple[Request, int]] | None = None  # prefill chunks (only when a single mixed step)
     prefill_ctx: int = 0
+    prefill_attention: int = 0
 
     @property
     def k(self) -> int:
@@ -218,7 +219,9 @@ class Engine:
         dur = int(to_ns(np.asarray(self.perf.step_s(new_tokens, ctx, self.n_dec, kv)), self.speedup))
         ends = np.asarray([now + dur], dtype=np.int64)
         needs = np.asarray([need0], dtype=np.int64)
-        self.pending = _Pending(now, ends, self.counter, needs, chunks=chunks, prefill_ctx=sum(ctx))
+        attention = sum(n * (c + n // 2) for n, c in zip(new_tokens, ctx, strict=True))
+        self.pending = _Pending(now, ends, self.counter, needs, chunks=chunks, prefill_ctx=sum(ctx),
+                                prefill_attention=attention)
         return now + dur
 
     def interrupt(self, now: int) -> int | None:
@@ -337,7 +340,7 @@ class Engine:
         self.busy_ns += int(p.ends[b - 1]) - t0
         p.applied = b
         self.fpm.append(
-            t0, int(p.ends[b - 1]), b - a, 0, 0, 0, n, kv_first, kv_last,
+            t0, int(p.ends[b - 1]), b - a, 0, 0, 0, 0, n, kv_first, kv_last,
             self.pool.used, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip
 
@@ -382,7 +385,7 @@ class Engine:
             else:
                 self._enter_decode(req)
         self.fpm.append(
-            p.start_ns, now, 1, len(chunks), prefill_tokens, p.prefill_ctx, n, kv, kv,
+            p.start_ns, now, 1, len(chunks), prefill_tokens, p.prefill_ctx, p.prefill_attention, n, kv, kv,
             pool.used, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip
 

@@ -19,6 +19,7 @@ FPM_COLUMNS = (
     "num_prefill_requests",  # requests with a prefill chunk (only when steps == 1)
     "sum_prefill_tokens",  # new prompt tokens computed in the step
     "sum_prefill_kv_tokens",  # context tokens the prefill chunks attend to
+    "prefill_attention",  # sum over chunks of new × (context + new/2): the attention work, in token²
     "num_decode_requests",
     "decode_kv_first",  # total decode context tokens read in the first step
     "decode_kv_last",  # ... and in the last step

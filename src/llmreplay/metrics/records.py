@@ -71,7 +71,7 @@ class RequestRecords:
 
     @property
     def completed(self) -> npt.NDArray[np.bool_]:
-        return self.status == Status.COMPLETED
+        return np.asarray(self.status == Status.COMPLETED, dtype=bool)
 
     def counts(self) -> dict[str, Any]:
         rejected = self.status == Status.REJECTED

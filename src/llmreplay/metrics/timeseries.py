@@ -134,4 +134,25 @@ def build_timeseries(
             "workers": workers,
         }
     out["pools"] = pools_out
+    out["cdf"] = latency_cdf(rec)
     return out
+
+
+CDF_POINTS = 101
+
+
+def latency_cdf(rec: RequestRecords) -> dict[str, Any]:
+    """Quantiles 0, 1, ..., 100 % of TTFT, per-request ITL and request latency (ms) of completed requests,
+    enough to draw the CDFs without keeping every request in the report."""
+    done = rec.status == Status.COMPLETED
+    ttft = (rec.first_token_ns[done] - rec.arrival_ns[done]) / 1e6
+    e2e = (rec.finish_ns[done] - rec.arrival_ns[done]) / 1e6
+    osl = rec.osl[done]
+    m = osl >= 2
+    itl = (rec.finish_ns[done][m] - rec.first_token_ns[done][m]) / (osl[m] - 1) / 1e6
+    q = np.linspace(0, 100, CDF_POINTS)
+
+    def quant(v: F64) -> list[float] | None:
+        return [round(float(x), 4) for x in np.percentile(v, q)] if v.size else None
+
+    return {"percent": q.tolist(), "ttft_ms": quant(ttft), "itl_ms": quant(itl), "request_latency_ms": quant(e2e)}

@@ -63,8 +63,11 @@ def totals_table(report: dict[str, Any]) -> Table:
         rows.append(("Rejected Requests", "0"))
     rows.append(("Unfinished Requests", f"{req['unfinished']:,}"))
     for name, p in report["pools"].items():
-        rows.append((f"Pool {name}", f"util {p['utilization'] * 100:.1f} %, KV peak {p['kv_peak_fraction'] * 100:.1f} %, "
-                     f"{p['preemptions']:,} preemptions" if p["utilization"] is not None else "idle"))
+        if p["utilization"] is None:
+            rows.append((f"Pool {name}", "idle"))
+            continue
+        util, kv = p["utilization"] * 100, p["kv_peak_fraction"] * 100
+        rows.append((f"Pool {name}", f"util {util:.1f} %, KV peak {kv:.1f} %, {p['preemptions']:,} preemptions"))
     rows.append(("Simulated Time (s)", _fmt(sim["simulated_s"])))
     rows.append(("Simulation Wall Time (s)",
                  f"{sim['wall_s']:.2f} ({sim['requests_per_wall_s']:,.0f} requests/s, "

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +31,14 @@ from llmreplay.trace.model import Trace
 
 #: a hook the planner (or a sampler) registers: called at its own period with (replay, now_ns)
 Periodic = Callable[["Replay", int], None]
+
+
+class Observer(Protocol):
+    """What a frontend-side observer (the planner) hears about requests."""
+
+    def arrived(self, isl: int, osl: int) -> None: ...
+
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None: ...
 
 
 @dataclass
@@ -92,6 +100,8 @@ class Replay:
         self._in_flight = 0
         self._ready: deque[int] = deque()
         self._sync_before_route = getattr(pool.router, "name", "") == "kv"
+        self.observer: Observer | None = None
+        self._frontend: deque[int] = deque()  # requests waiting for any worker to be routable
 
     # ----------------------------------------------------------------- hooks
     def every(self, period_ns: int, fn: Periodic, first_ns: int | None = None) -> None:
@@ -151,7 +161,8 @@ class Replay:
                     q.push(t + period, Kind.TICK, payload)
             elif kind == Kind.WORKER_READY:
                 self.pool.activate(payload, t)
-                self._kick(payload, t)
+                while self._frontend and self.pool.routable:
+                    self._route(self._frontend.popleft(), t)
             if progress is not None and t >= next_progress:
                 progress(t, self.finished_count)
                 next_progress = t + 1_000_000_000
@@ -195,19 +206,39 @@ class Replay:
             return 3
         return 0
 
+    def start_worker(self, pool: Pool, now: int) -> Worker:
+        """Provision a worker (planner scale-up): billed now, routable after ``startup_time``."""
+        w = pool.start_worker(now)
+        startup = int(pool.spec.args.startup_time * 1e9)
+        if startup <= 0:
+            pool.activate(w, now)
+            while self._frontend and pool.routable:
+                self._route(self._frontend.popleft(), now)
+        else:
+            self.q.push(now + startup, Kind.WORKER_READY, w)
+        return w
+
     def _dispatch(self, i: int, now: int) -> None:
         rec = self.records
         rec.arrival_ns[i] = now
+        if self.observer is not None:
+            self.observer.arrived(self._isl[i], self._osl[i])
         reason = self._reject_reason(self._isl[i], self._osl[i])
         if reason:
             rec.status[i] = Status.REJECTED
             rec.reason[i] = reason
             self._request_ended(i, now, refill=False)
             return
-        req = self._make_request(i, now)
+        self._in_flight += 1
+        if not self.pool.routable:
+            self._frontend.append(i)  # every worker is starting or draining: wait at the frontend
+            return
+        self._route(i, now)
+
+    def _route(self, i: int, now: int) -> None:
+        rec = self.records
+        req = self._make_request(i, int(rec.arrival_ns[i]))
         workers = self.pool.routable
-        if not workers:
-            raise RuntimeError("no routable worker")
         if self._sync_before_route:
             for w in workers:
                 w.engine.sync(now)
@@ -215,7 +246,6 @@ class Replay:
         rec.worker[i] = w.id
         eng = w.engine
         eng.add(req)
-        self._in_flight += 1
         if eng.busy:
             new_end = eng.interrupt(now)
             if new_end is not None:
@@ -250,6 +280,9 @@ class Replay:
             rec.finish_ns[i] = req.finish_ns
             rec.cached_tokens[i] = req.cached_tokens
             rec.preemptions[i] = req.preemptions
+            if self.observer is not None:
+                itl = (req.finish_ns - req.first_token_ns) / (req.osl - 1) / 1e6 if req.osl > 1 else None
+                self.observer.finished((req.first_token_ns - req.arrival_ns) / 1e6, itl, req.isl, req.cached_tokens)
             self.finished_count += 1
             self.last_completion_ns = now
             self._in_flight -= 1

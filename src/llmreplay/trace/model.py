@@ -72,8 +72,7 @@ class Trace:
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         if self.hash_ids.shape[0]:
-            gather = np.concatenate([np.arange(s, e, dtype=np.int64) for s, e in zip(starts, ends, strict=True)]) \
-                if len(idx) else np.zeros(0, dtype=np.int64)
+            gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
             hash_ids = self.hash_ids[gather]
         else:
             hash_ids = np.zeros(0, dtype=np.int64)

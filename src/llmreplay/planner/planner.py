@@ -1,0 +1,411 @@
+"""The planner's tick state machine (SPEC §5), running on the simulated clock.
+
+Every tick (period = gcd of the enabled intervals):
+
+1. observe: read the FPM records since the last tick (they train the regressions) and the traffic counters;
+2. throughput tick (every ``throughput_adjustment_interval``): forecast next interval's rate, ISL and OSL,
+   compute one engine's capacity within the SLA, and set the **floor** = ceil(rate / engine rps);
+3. load tick (every ``load_adjustment_interval``): from each worker's load over the interval, estimate TTFT
+   and ITL through the regression; propose +1 if the SLA breaks, −1 if one fewer worker would still meet it
+   with margin (or static thresholds for the non-SLA targets);
+4. decide per component: ``max(load decision or current, min_endpoint, floor)``, capped by the GPU budget;
+   apply it (start workers, which serve after ``startup_time``; or drain the newest).
+
+Throughput runs before load on a combined tick, so the load decision sees the new floor. Every tick is
+recorded (:class:`TickDiagnostics`) for the report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from llmreplay.cluster.pool import Pool
+from llmreplay.cluster.worker import State
+from llmreplay.planner import capacity as cap
+from llmreplay.planner.bootstrap import bootstrap_agg
+from llmreplay.planner.config import TARGET_THRESHOLDS, PlannerConfig
+from llmreplay.planner.observe import FpmCursor, TrafficWindow, WorkerLoad, summarize
+from llmreplay.planner.predictors import Predictor, make_predictor
+from llmreplay.planner.regression import Regression, agg_regression
+
+NS = 1_000_000_000
+#: load ticks a scale-down looks back over: n−1 workers must have met sensitivity × SLA at the peak load of
+#: each of them. Dynamo judges one snapshot, so a lull of one tick removes a worker that the next burst needs
+#: back (flapping); a look-back longer than the reversal window (3 load intervals) prevents that.
+SCALE_DOWN_LOOKBACK = 6
+REASON_PRIORITY = {"scale_up": 4, "scale_down_capped_by_throughput": 3, "scale_down": 2, "no_change": 1}
+
+
+@dataclass
+class TickDiagnostics:
+    """One tick, as the report draws it (null where not computed on that tick)."""
+
+    t_s: float
+    replicas_prefill: int | None = None
+    replicas_decode: int | None = None
+    floor_prefill: int | None = None
+    floor_decode: int | None = None
+    predicted_rps: float | None = None
+    predicted_isl: float | None = None
+    predicted_osl: float | None = None
+    observed_rps: float | None = None
+    observed_isl: float | None = None
+    observed_osl: float | None = None
+    observed_ttft_ms: float | None = None
+    observed_itl_ms: float | None = None
+    est_ttft_ms: float | None = None
+    est_itl_ms: float | None = None
+    engine_rps_prefill: float | None = None
+    engine_rps_decode: float | None = None
+    max_batch: int | None = None
+    reason_load: str | None = None
+    reason_load_prefill: str | None = None
+    reason_load_decode: str | None = None
+    reason_throughput: str | None = None
+    reason_throughput_prefill: str | None = None
+    reason_throughput_decode: str | None = None
+
+
+@dataclass
+class ScalingEvent:
+    t_s: float
+    component: str
+    from_: int
+    to: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t_s": self.t_s, "component": self.component, "from": self.from_, "to": self.to,
+                "reason": self.reason}
+
+
+def aggregate_reason(reasons: list[str | None]) -> str | None:
+    """Combine per-component reasons by priority scale_up > capped > scale_down > no_change; otherwise the
+    first non-null reason (e.g. no_fpm_data)."""
+    known = [r for r in reasons if r is not None]
+    if not known:
+        return None
+    ranked = [r for r in known if r in REASON_PRIORITY]
+    if ranked:
+        return max(ranked, key=lambda r: REASON_PRIORITY[r])
+    return known[0]
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), nd)
+
+
+@dataclass
+class _Component:
+    """One scaled component (agg workers, or a disagg side)."""
+
+    name: str  # "decode" for agg (its count is reported as replicas_decode), or "prefill"/"decode"
+    pool: Pool
+    regression: Regression
+    gpus: int
+    floor: int = 0
+    last_scale_up_ns: int = -1
+    fpm_observations: int = 0
+    #: per load tick: cluster totals (queued prefill, decode requests, decode KV, prefill tokens/step) at
+    #: their interval peaks; a scale-down must fit every entry (see SCALE_DOWN_LOOKBACK)
+    history: deque[tuple[float, float, float, float]] = field(
+        default_factory=lambda: deque(maxlen=SCALE_DOWN_LOOKBACK))
+
+    def current(self) -> int:
+        """Workers counted by the planner: starting + active (draining ones are leaving)."""
+        return self.pool.count(State.STARTING, State.ACTIVE)
+
+    def starting(self) -> int:
+        return self.pool.count(State.STARTING)
+
+
+@dataclass
+class Planner:
+    cfg: PlannerConfig
+    pools: dict[str, Pool]
+    granularity: int = 8
+    ticks: list[TickDiagnostics] = field(default_factory=list)
+    events: list[ScalingEvent] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        pool = self.pools["agg"]
+        gpus = self.cfg.decode_engine_num_gpu or pool.spec.gpus_per_worker
+        self.components = [_Component("decode", pool, agg_regression(), gpus)]
+        self.cursor = FpmCursor()
+        self.window = TrafficWindow()  # since the last load tick
+        self.tp_window = TrafficWindow()  # since the last throughput tick
+        self.predictors: dict[str, Predictor] = {k: make_predictor(self.cfg.load_predictor)
+                                                 for k in ("rps", "isl", "osl")}
+        load_ns = int(self.cfg.load_adjustment_interval * NS)
+        tp_ns = int(self.cfg.throughput_adjustment_interval * NS)
+        periods = ([load_ns] if self.cfg.enable_load_scaling else []) + (
+            [tp_ns] if self.cfg.enable_throughput_scaling else [])
+        self.load_ns, self.tp_ns = load_ns, tp_ns
+        self.period_ns = math.gcd(*periods) if periods else 0
+        self.last_tick_ns = 0
+        self.last_load_ns = 0
+        self.last_tp_ns = 0
+        self.budget_warned = False
+        if self.cfg.optimization_target == "sla" or self.cfg.enable_throughput_scaling:
+            for c in self.components:
+                bootstrap_agg(c.regression, c.pool.spec, self.granularity)
+
+    # ------------------------------------------------------------------ hooks from the replay
+    def arrived(self, isl: int, osl: int) -> None:
+        self.window.arrive(isl, osl)
+        self.tp_window.arrive(isl, osl)
+
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None:
+        self.window.finish(ttft_ms, itl_ms, isl, cached)
+        self.tp_window.finish(ttft_ms, itl_ms, isl, cached)
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self, now: int, start_worker: Any) -> None:
+        """Run one tick at ``now``; ``start_worker(pool, now)`` provisions a worker (the replay schedules its
+        readiness after ``startup_time``)."""
+        for c in self.components:
+            for w in c.pool.workers:
+                w.engine.sync(now)
+        d = TickDiagnostics(t_s=round(now / NS, 6))
+        tp_due = self.cfg.enable_throughput_scaling and now - self.last_tp_ns >= self.tp_ns
+        load_due = self.cfg.enable_load_scaling and now - self.last_load_ns >= self.load_ns
+        loads = self._observe(now)
+        win = self.window
+        span_s = (now - self.last_load_ns) / NS if load_due else (now - self.last_tick_ns) / NS
+        d.observed_rps = _r(win.arrivals / span_s) if span_s > 0 else None
+        d.observed_isl = _r(win.mean_isl)
+        d.observed_osl = _r(win.mean_osl)
+        d.observed_ttft_ms = _r(win.mean_ttft_ms)
+        d.observed_itl_ms = _r(win.mean_itl_ms)
+        if tp_due:
+            self._throughput(now, d)
+        load_decisions: dict[str, int | None] = {}
+        if load_due:
+            for c in self.components:
+                load_decisions[c.name] = self._load(c, loads[c.name], now, d)
+            d.reason_load = aggregate_reason([d.reason_load_prefill, d.reason_load_decode])
+        if tp_due or load_due:
+            for c in self.components:
+                self._apply(c, load_decisions.get(c.name), now, d, start_worker)
+        for c in self.components:
+            setattr(d, f"replicas_{c.name}", c.current())
+            setattr(d, f"floor_{c.name}", c.floor if self.cfg.enable_throughput_scaling else None)
+        if load_due:
+            self.window = TrafficWindow()
+            self.last_load_ns = now
+        if tp_due:
+            self.tp_window = TrafficWindow()
+            self.last_tp_ns = now
+        if not self.cfg.enable_load_scaling:
+            self.window = TrafficWindow()
+        self.last_tick_ns = now
+        self.ticks.append(d)
+
+    def _observe(self, now: int) -> dict[str, list[WorkerLoad]]:
+        out: dict[str, list[WorkerLoad]] = {}
+        window = max(now - self.last_load_ns, 1)
+        for c in self.components:
+            loads: list[WorkerLoad] = []
+            new_obs = 0
+            for w in c.pool.workers:
+                rec = self.cursor.new_records(w)
+                for i in range(len(rec["t_end_ns"])):
+                    steps = rec["steps"][i]
+                    y = (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS
+                    kv = (rec["decode_kv_first"][i] + rec["decode_kv_last"][i]) / 2
+                    c.regression.add((float(rec["sum_prefill_tokens"][i]), float(kv),
+                                      float(rec["prefill_attention"][i])), y)
+                    new_obs += 1
+                if w.state == State.ACTIVE:
+                    s = summarize(w, rec, window)
+                    if s is not None:
+                        loads.append(s)
+                    else:
+                        loads.append(_idle(w.id))
+            if new_obs:
+                c.fpm_observations += new_obs
+                c.regression.fit()
+            out[c.name] = loads
+        return out
+
+    # ------------------------------------------------------------------ throughput scaling
+    def _throughput(self, now: int, d: TickDiagnostics) -> None:
+        win = self.tp_window
+        span_s = (now - self.last_tp_ns) / NS
+        if win.arrivals:
+            self.predictors["rps"].add(win.arrivals / span_s)
+            self.predictors["isl"].add(win.mean_isl)
+            self.predictors["osl"].add(win.mean_osl)
+        else:
+            self.predictors["rps"].add(0.0)
+        rps = self.predictors["rps"].predict()
+        isl = self.predictors["isl"].predict()
+        osl = self.predictors["osl"].predict()
+        d.predicted_rps, d.predicted_isl, d.predicted_osl = _r(rps), _r(isl), _r(osl)
+        for c in self.components:
+            reason: str
+            if rps is None or isl is None or osl is None:
+                reason = "no_traffic_data"
+            elif not c.regression.ready:
+                reason = "model_not_ready"
+            else:
+                engine = self._engine_capacity(c, isl, osl, win.hit_rate)
+                d.engine_rps_decode = _r(engine.rps)
+                d.max_batch = engine.batch
+                c.floor = max(self.cfg.min_endpoint, math.ceil(rps / engine.rps)) if engine.rps > 0 else c.floor
+                reason = "set_lower_bound" if self.cfg.enable_load_scaling else "scale"
+            setattr(d, f"reason_throughput_{c.name}", reason)
+        d.reason_throughput = aggregate_reason([d.reason_throughput_prefill, d.reason_throughput_decode])
+
+    def _engine_capacity(self, c: _Component, isl: float, osl: float, hit_rate: float) -> cap.Capacity:
+        spec = c.pool.spec
+        reg = c.regression
+        return cap.agg_capacity(
+            self.cfg.itl / 1000.0, isl * (1.0 - min(hit_rate, 0.95)), osl, spec.args.max_num_batched_tokens,
+            spec.num_blocks * spec.args.block_size, spec.args.max_num_seqs,
+            lambda p, k, prompt: reg.predict(p, k, p * prompt / 2),
+        )
+
+    # ------------------------------------------------------------------ load scaling
+    def _load(self, c: _Component, loads: list[WorkerLoad], now: int, d: TickDiagnostics) -> int | None:
+        key = f"reason_load_{c.name}"
+        n = c.current()
+        if not loads:
+            setattr(d, key, "no_fpm_data")
+            return None
+        if self.cfg.optimization_target != "sla":
+            return self._threshold_load(c, loads, n, d)
+        if not c.regression.ready or c.fpm_observations < self.cfg.load_min_observations:
+            setattr(d, key, "insufficient_data")
+            return None
+        spec = c.pool.spec
+        mbt = spec.args.max_num_batched_tokens
+        isl = self.window.mean_isl if self.window.arrivals else (self.tp_window.mean_isl or 0.0)
+        prompt = 0.0 if not math.isfinite(isl) else isl  # mean prompt length: sets the attention work per chunk
+        isl = prompt * (1.0 - min(self.window.hit_rate, 0.95))  # what a new request must prefill
+        reg = c.regression
+
+        def estimate(queue: float, n_dec: float, kv: float, prefill_per_step: float) -> tuple[float, float]:
+            budget = max(mbt - n_dec, 1.0)
+            todo = queue + isl
+            ttft = 0.0
+            while todo > 0:  # chunked prefill of the queue plus one new prompt, next to the decode batch
+                chunk = min(todo, budget)
+                ttft += reg.predict(chunk, kv, chunk * prompt / 2)
+                todo -= chunk
+            p = min(prefill_per_step, budget)
+            itl = reg.predict(p, kv, p * prompt / 2)
+            return ttft, itl
+
+        ests = [estimate(w.queued_prefill_mean, w.decode_requests_mean, w.decode_kv_mean, w.prefill_tokens_per_step)
+                for w in loads]
+        ttft = sum(e[0] for e in ests) / len(ests)
+        itl = sum(e[1] for e in ests) / len(ests)
+        d.est_ttft_ms, d.est_itl_ms = _r(ttft * 1000), _r(itl * 1000)
+        # cluster totals of the interval at their peaks, kept for the scale-down look-back
+        c.history.append((sum(w.queued_prefill_peak for w in loads), sum(w.decode_requests_peak for w in loads),
+                          sum(w.decode_kv_peak for w in loads), sum(w.prefill_tokens_per_step for w in loads)))
+        ttft_sla, itl_sla = self.cfg.ttft / 1000.0, self.cfg.itl / 1000.0
+        if ttft > ttft_sla or itl > itl_sla:
+            setattr(d, key, "scale_up")
+            return n + 1
+        if n > 1 and c.starting() == 0 and len(c.history) == c.history.maxlen:
+            # Would n-1 workers have met the SLA with margin at every peak of the look-back window?
+            s = self.cfg.load_scaling_down_sensitivity / 100.0
+            m = n - 1
+            if all(
+                t <= s * ttft_sla and i <= s * itl_sla
+                for t, i in (estimate(q / m, r / m, k / m, p / m) for q, r, k, p in c.history)
+            ):
+                setattr(d, key, "scale_down")
+                return n - 1
+        setattr(d, key, "no_change")
+        return None
+
+    def _threshold_load(self, c: _Component, loads: list[WorkerLoad], n: int, d: TickDiagnostics) -> int | None:
+        """Dynamo's static thresholds (agg: KV utilisation counting queued prefill tokens too)."""
+        key = f"reason_load_{c.name}"
+        spec = c.pool.spec
+        kv_tokens = spec.num_blocks * spec.args.block_size
+        if self.cfg.optimization_target == "load":
+            up = (self.cfg.decode_scale_up_kv_rate or 100.0) / 100.0
+            down = (self.cfg.decode_scale_down_kv_rate or 0.0) / 100.0
+        else:
+            up, down = TARGET_THRESHOLDS[self.cfg.optimization_target][1]
+        util = [(w.kv_used_blocks_mean * spec.args.block_size + w.queued_prefill_mean) / kv_tokens for w in loads]
+        if any(u > up for u in util):
+            setattr(d, key, "scale_up")
+            return n + 1
+        if n > 1 and c.starting() == 0 and all(u < down for u in util):
+            setattr(d, key, "scale_down")
+            return n - 1
+        setattr(d, key, "no_change")
+        return None
+
+    # ------------------------------------------------------------------ decision
+    def _apply(self, c: _Component, load_target: int | None, now: int, d: TickDiagnostics,
+               start_worker: Any) -> None:
+        current = c.current()
+        floor = c.floor if self.cfg.enable_throughput_scaling else 0
+        target = max(load_target if load_target is not None else current, self.cfg.min_endpoint, floor)
+        key = f"reason_load_{c.name}"
+        if load_target is not None and load_target < current and target >= current and floor >= current:
+            setattr(d, key, "scale_down_capped_by_throughput")
+        if self.cfg.max_gpu_budget >= 0:
+            ceiling = max(self.cfg.min_endpoint, self.cfg.max_gpu_budget // c.gpus)
+            if target > ceiling:
+                target = ceiling
+                setattr(d, key, "capped_by_gpu_budget")
+                if not self.budget_warned:
+                    self.warnings.append(
+                        f"max_gpu_budget {self.cfg.max_gpu_budget} bound at t={now / NS:.0f}s: the planner "
+                        f"wanted more than {ceiling} workers of {c.gpus} GPU(s)."
+                    )
+                    self.budget_warned = True
+        if self.cfg.enable_load_scaling:
+            d.reason_load = aggregate_reason([d.reason_load_prefill, d.reason_load_decode])
+        if target == current:
+            return
+        reason = "scale_up" if target > current else "scale_down"
+        self.events.append(ScalingEvent(round(now / NS, 6), c.name if len(self.components) > 1 else "agg",
+                                        current, target, reason))
+        if target > current:
+            for _ in range(target - current):
+                start_worker(c.pool, now)
+            c.last_scale_up_ns = now
+            c.history.clear()  # a scale-up restarts the look-back: the load that caused it must age out
+        else:
+            for _ in range(current - target):
+                c.pool.drain_worker(now)
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> dict[str, Any]:
+        decisions: dict[str, dict[str, int]] = {"load": {}, "throughput": {}}
+        for t in self.ticks:
+            if t.reason_load:
+                decisions["load"][t.reason_load] = decisions["load"].get(t.reason_load, 0) + 1
+            if t.reason_throughput:
+                decisions["throughput"][t.reason_throughput] = decisions["throughput"].get(t.reason_throughput, 0) + 1
+        return {
+            "ticks": [asdict(t) for t in self.ticks],
+            "decisions": decisions,
+            "events": [e.to_dict() for e in self.events],
+            "regression": {c.name: self._regression_report(c) for c in self.components},
+        }
+
+
+    @staticmethod
+    def _regression_report(c: _Component) -> dict[str, Any]:
+        reg = c.regression
+        return {"features": list(reg.features), "coef": None if reg.coef is None else [float(x) for x in reg.coef],
+                "observations": c.fpm_observations, "rejected_fits": reg.rejected_fits}
+
+
+def _idle(worker: int) -> WorkerLoad:
+    return WorkerLoad(worker, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)

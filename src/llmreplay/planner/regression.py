@@ -1,0 +1,128 @@
+"""Perf regressions the planner fits from forward-pass metrics (FPM), as Dynamo's planner does.
+
+* prefill: step wall time ≈ a + b·(prefill tokens in the step) + d·(prefill attention work)
+* decode:  step wall time ≈ a + b·(decode requests) + c·(decode KV tokens read)
+* agg:     step wall time ≈ a + b·(prefill tokens) + c·(decode KV tokens read) + d·(prefill attention work)
+
+The attention work of a step is Σ over its prefill chunks of new × (context + new/2) tokens². Dynamo's
+regressions leave it out; then one chunk of a 100k-token prompt (attention-bound, ~1 s) and one fresh 8k prompt
+(~0.15 s) look alike, and the fit on real FPMs comes out with a negative intercept and a useless slope. For a
+prompt of length L chunked into pieces of P tokens the mean work per chunk is P·L/2, which is what the
+capacity and load estimates feed it.
+
+Sign rules: a fit with a negative slope is rejected (the previous fit is kept), except the decode
+request-count slope, which is collinear with KV tokens: a value within ``REQUEST_COEF_TOLERANCE`` of zero is
+taken as zero, and a more negative one is clamped to zero and the other slopes refitted without it.
+
+Observations are kept Dynamo's way: at most ``max_samples``, spread over ``buckets`` equal-width buckets of
+the main axis (prefill tokens, or KV tokens); when full, the oldest sample of the fullest bucket goes, so the
+fit keeps covering the whole operating range instead of only the latest seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+REQUEST_COEF_TOLERANCE = 1e-6
+
+
+def fit_linear(x: F64, y: F64, relax: int | None = None) -> F64 | None:
+    """Least squares ``y ≈ c0 + x @ c[1:]``. Returns None when a slope is negative, except slope ``relax``
+    (0-based over the columns of ``x``), which is set to zero (refitting the others) when negative."""
+    if x.shape[0] < x.shape[1] + 1:
+        return None
+    a = np.column_stack([np.ones(x.shape[0]), x])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    if relax is not None and coef[1 + relax] < 0:
+        if coef[1 + relax] < -REQUEST_COEF_TOLERANCE:
+            keep = [i for i in range(x.shape[1]) if i != relax]
+            sub = fit_linear(x[:, keep], y)
+            if sub is None:
+                return None
+            coef = np.zeros(x.shape[1] + 1)
+            coef[0] = sub[0]
+            for j, i in enumerate(keep):
+                coef[1 + i] = sub[1 + j]
+        else:
+            coef[1 + relax] = 0.0
+    if (coef[1:] < 0).any():
+        return None
+    return np.asarray(coef, dtype=np.float64)
+
+
+@dataclass
+class Regression:
+    """A linear step-time model over named features, refitted from retained observations."""
+
+    features: tuple[str, ...]
+    relax: int | None = None  # index of the feature whose negative slope is clamped instead of rejected
+    main_axis: int = 0  # feature used for bucketed retention
+    max_samples: int = 64
+    buckets: int = 16
+    coef: F64 | None = None
+    _x: list[tuple[float, ...]] = field(default_factory=list)
+    _y: list[float] = field(default_factory=list)
+    _age: list[int] = field(default_factory=list)
+    _clock: int = 0
+    rejected_fits: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.coef is not None
+
+    @property
+    def observations(self) -> int:
+        return len(self._y)
+
+    def add(self, x: tuple[float, ...], y: float) -> None:
+        if y <= 0:
+            return  # an idle heartbeat, not a step
+        self._clock += 1
+        self._x.append(x)
+        self._y.append(y)
+        self._age.append(self._clock)
+        if len(self._y) > self.max_samples:
+            self._evict()
+
+    def _evict(self) -> None:
+        axis = np.asarray([x[self.main_axis] for x in self._x])
+        lo, hi = float(axis.min()), float(axis.max())
+        width = (hi - lo) / self.buckets or 1.0
+        bucket = np.minimum(((axis - lo) / width).astype(int), self.buckets - 1)
+        counts = np.bincount(bucket, minlength=self.buckets)
+        fullest = int(np.argmax(counts))
+        members = np.nonzero(bucket == fullest)[0]
+        oldest = int(members[np.argmin(np.asarray(self._age)[members])])
+        del self._x[oldest], self._y[oldest], self._age[oldest]
+
+    def fit(self) -> bool:
+        """Refit; keep the previous coefficients when the new fit breaks the sign rules."""
+        if not self._y:
+            return False
+        coef = fit_linear(np.asarray(self._x, dtype=np.float64), np.asarray(self._y, dtype=np.float64),
+                          self.relax)
+        if coef is None:
+            self.rejected_fits += 1
+            return False
+        self.coef = coef
+        return True
+
+    def predict(self, *x: float) -> float:
+        assert self.coef is not None
+        return max(0.0, float(self.coef[0] + float(np.dot(self.coef[1:], np.asarray(x, dtype=np.float64)))))
+
+
+def prefill_regression() -> Regression:
+    return Regression(("prefill_tokens", "prefill_attention"))
+
+
+def decode_regression() -> Regression:
+    return Regression(("decode_requests", "decode_kv_tokens"), relax=0, main_axis=1)
+
+
+def agg_regression() -> Regression:
+    return Regression(("prefill_tokens", "decode_kv_tokens", "prefill_attention"), main_axis=0)
