@@ -22,8 +22,9 @@ app = typer.Typer(
     help="Replay LLM request traces against simulated vLLM-style engines: what would my cluster have done?",
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output gets a fixed, wide console so the metrics table never wraps (rich assumes 80 columns otherwise).
+out = Console(width=None if sys.stdout.isatty() else 130)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 130)
 
 JSON_HELP = "inline JSON, or a path to a .json/.yaml file (a leading @ is allowed)"
 
