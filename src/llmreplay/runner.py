@@ -172,6 +172,8 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
         float((rec.cached_tokens[admitted] // spec.unit_tokens).sum() / block_refs) if block_refs else None
     )
     sla = Sla(cfg.sla_ttft_ms, cfg.sla_itl_ms, cfg.sla_e2e_ms)
+    if not sla.any and planner is not None:  # the goodput SLA defaults to the planner's targets
+        sla = Sla(planner.cfg.ttft, planner.cfg.itl, None)
     sla_out = compute_sla(rec, sla, metrics["duration_s"], warmup_ns)
     good = good_mask(rec, sla, warmup_ns) if sla.any else None
     horizon = result.horizon_ns

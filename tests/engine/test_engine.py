@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FixedStep, LinearStep, make_trace, random_trace, replay
 from llmreplay.engine.engine import Engine
 from llmreplay.metrics.records import Status
+
+from conftest import FixedStep, LinearStep, make_trace, random_trace, replay
 
 MS = 1_000_000
 

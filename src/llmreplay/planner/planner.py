@@ -355,8 +355,9 @@ class Planner:
         floor = c.floor if self.cfg.enable_throughput_scaling else 0
         target = max(load_target if load_target is not None else current, self.cfg.min_endpoint, floor)
         key = f"reason_load_{c.name}"
-        if load_target is not None and load_target < current and target >= current and floor >= current:
-            setattr(d, key, "scale_down_capped_by_throughput")
+        if load_target is not None and load_target < current <= target:
+            # the scale-down was stopped: by the throughput floor (reported), or by min_endpoint (no change)
+            setattr(d, key, "scale_down_capped_by_throughput" if floor >= current else "no_change")
         if self.cfg.max_gpu_budget >= 0:
             ceiling = max(self.cfg.min_endpoint, self.cfg.max_gpu_budget // c.gpus)
             if target > ceiling:

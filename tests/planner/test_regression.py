@@ -1,0 +1,62 @@
+"""Regression sign rules and bucketed retention."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from llmreplay.planner.regression import Regression, agg_regression, decode_regression, fit_linear
+
+
+def test_fit_recovers_linear_coefficients() -> None:
+    x = np.array([[1.0, 100.0], [5.0, 300.0], [9.0, 900.0], [20.0, 400.0]])
+    y = 0.002 + 1e-4 * x[:, 0] + 2e-6 * x[:, 1]
+    coef = fit_linear(x, y)
+    assert coef is not None
+    np.testing.assert_allclose(coef, [0.002, 1e-4, 2e-6], rtol=1e-6, atol=1e-12)
+
+
+def test_slightly_negative_request_coefficient_is_accepted_as_zero() -> None:
+    reg = decode_regression()
+    kv = np.array([1000.0, 5000.0, 9000.0, 20000.0, 40000.0])
+    n = np.array([1.0, 3.0, 5.0, 9.0, 17.0])
+    y = 0.003 + 2e-7 * kv - 5e-7 * n  # request coefficient -5e-7: within tolerance 1e-6
+    for a, b, t in zip(n, kv, y, strict=True):
+        reg.add((a, b), t)
+    assert reg.fit()
+    assert reg.coef is not None
+    assert reg.coef[1] == 0.0
+    assert reg.coef[2] > 0
+
+
+def test_clearly_negative_request_coefficient_is_clamped_and_the_rest_refitted() -> None:
+    x = np.array([[1.0, 1000.0], [10.0, 1000.0], [1.0, 20000.0], [10.0, 20000.0]])
+    y = 0.003 + 2e-7 * x[:, 1] - 2e-5 * x[:, 0]
+    coef = fit_linear(x, y, relax=0)
+    assert coef is not None and coef[1] == 0.0 and coef[2] >= 0
+
+
+def test_negative_kv_coefficient_rejects_the_fit_and_keeps_the_previous_one() -> None:
+    reg = decode_regression()
+    for n, kv in [(1, 1000), (4, 4000), (8, 9000), (16, 30000)]:
+        reg.add((n, kv), 0.003 + 1e-4 * n + 1e-7 * kv)
+    assert reg.fit()
+    good = reg.coef.copy()  # type: ignore[union-attr]
+    reg2 = decode_regression()
+    for n, kv in [(1, 1000), (1, 4000), (1, 9000), (1, 30000), (2, 50000)]:
+        reg2.add((n, kv), 0.01 - 1e-7 * kv + 0.001 * n)
+    assert not reg2.fit()
+    assert reg2.coef is None and reg2.rejected_fits == 1
+    assert reg.fit() and np.allclose(reg.coef, good)  # type: ignore[arg-type]
+
+
+def test_retention_keeps_range_coverage() -> None:
+    reg = Regression(("x",), max_samples=16, buckets=4)
+    reg.add((1000.0,), 1.0)  # one old sample at the far end of the range
+    for i in range(100):
+        reg.add((float(i % 10),), 0.01)
+    assert reg.observations == 16
+    assert any(x[0] == 1000.0 for x in reg._x)  # the lone far sample survives: its bucket is never fullest
+
+
+def test_agg_regression_features() -> None:
+    assert agg_regression().features == ("prefill_tokens", "decode_kv_tokens", "prefill_attention")
