@@ -51,6 +51,7 @@ class _Pending:
     counter0: int  # engine.counter at the first step
     needs: I64  # new KV blocks each step needs (needs[0] is allocated at plan time)
     applied: int = 0  # steps already applied (tokens emitted)
+    recorded: int = 0  # steps already written to the FPM log and the token-gap histogram
     allocated: int = 1  # steps whose blocks are allocated
     chunks: list[tuple[Request, int]] | None = None  # prefill chunks (only when a single mixed step)
     prefill_ctx: int = 0
@@ -238,11 +239,12 @@ class Engine:
         p.needs = p.needs[: j + 1]
         return int(p.ends[-1])
 
-    def sync(self, now: int) -> None:
+    def sync(self, now: int, record: bool = True) -> None:
         """Apply the steps of the pending stretch that ended by ``now`` so the engine's state (KV use,
-        tokens, FPMs) is what a live observer would see at ``now``."""
+        tokens, FPMs) is what a live observer would see at ``now``. ``record`` False: a router's peek, which
+        only needs the state."""
         if self.pending is not None and self.pending.k > 1:
-            self._apply_steps(now)
+            self._apply_steps(now, record)
 
     def complete(self, now: int) -> list[Request]:
         """The pending step/stretch ended at ``now``: apply it; return requests that finished."""
@@ -316,8 +318,12 @@ class Engine:
         fits = int(np.searchsorted(cum, self.pool.allocatable, side="right"))
         return 1 + min(fits, k - 1)
 
-    def _apply_steps(self, now: int) -> None:
-        """Apply the stretch's steps that ended by ``now`` (and allocate blocks of steps started before)."""
+    def _apply_steps(self, now: int, record: bool = True) -> None:
+        """Apply the stretch's steps that ended by ``now`` (and allocate blocks of steps started before).
+
+        With ``record`` False (a router peeking at the engine) only the state moves; the FPM record and the
+        token-gap histogram for those steps are written by the next recording call, so a stretch yields a
+        few records however often it is observed."""
         p = self.pending
         assert p is not None and p.chunks is None
         done = int(np.searchsorted(p.ends, now, side="right"))
@@ -326,21 +332,26 @@ class Engine:
             ok = self.pool.allocate(int(p.needs[p.allocated : started].sum()))
             assert ok, "stretch planned beyond KV capacity"
             p.allocated = started
-        if done <= p.applied:
+        if done > p.applied:
+            t_prev = p.start_ns if p.applied == 0 else int(p.ends[p.applied - 1])
+            self.busy_ns += int(p.ends[done - 1]) - t_prev
+            self.steps += done - p.applied
+            self.counter = p.counter0 + done
+            p.applied = done
+        if not record or p.recorded >= p.applied:
             return
-        a, b = p.applied, done
+        a, b = p.recorded, p.applied
         n = self.n_dec
         t0 = p.start_ns if a == 0 else int(p.ends[a - 1])
-        durs = np.diff(p.ends[a:b], prepend=t0)
+        ends = p.ends[a:b]
+        durs = np.empty(b - a, dtype=np.int64)
+        durs[0] = ends[0] - t0
+        np.subtract(ends[1:], ends[:-1], out=durs[1:])
         self.icl.add_many(durs, n)
-        kv_first = self.dec_sum_const + n * (p.counter0 + a)
-        kv_last = self.dec_sum_const + n * (p.counter0 + b - 1)
-        self.counter = p.counter0 + b
-        self.steps += b - a
-        self.busy_ns += int(p.ends[b - 1]) - t0
-        p.applied = b
+        p.recorded = b
         self.fpm.append(
-            t0, int(p.ends[b - 1]), b - a, 0, 0, 0, 0, n, kv_first, kv_last,
+            t0, int(p.ends[b - 1]), b - a, 0, 0, 0, 0, n,
+            self.dec_sum_const + n * (p.counter0 + a), self.dec_sum_const + n * (p.counter0 + b - 1),
             self.pool.used, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip
 

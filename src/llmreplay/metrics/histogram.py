@@ -29,8 +29,8 @@ class LogHistogram:
 
     @staticmethod
     def _bucket(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        idx = np.floor(np.log(np.maximum(values, 1).astype(np.float64)) / _LOG_BASE).astype(np.int64)
-        return np.clip(idx, 0, _MAX_BUCKET - 1)
+        idx = (np.log(values.astype(np.float64)) / _LOG_BASE).astype(np.int64)  # values >= 1 (step times)
+        return np.minimum(idx, _MAX_BUCKET - 1)
 
     def add(self, value: int, weight: int = 1) -> None:
         if weight <= 0:
@@ -44,6 +44,9 @@ class LogHistogram:
 
     def add_many(self, values: npt.NDArray[np.int64], weight: int) -> None:
         if weight <= 0 or values.size == 0:
+            return
+        if values.size == 1:
+            self.add(int(values[0]), weight)
             return
         np.add.at(self.counts, self._bucket(values), weight)
         self.total_weight += weight * int(values.size)

@@ -241,7 +241,7 @@ class Replay:
         workers = self.pool.routable
         if self._sync_before_route:
             for w in workers:
-                w.engine.sync(now)
+                w.engine.sync(now, record=False)
         w = self.pool.router.choose(req, workers)
         rec.worker[i] = w.id
         eng = w.engine
