@@ -36,6 +36,8 @@ NS = 1_000_000_000
 #: each of them. Dynamo judges one snapshot, so a lull of one tick removes a worker that the next burst needs
 #: back (flapping); a look-back longer than the reversal window (3 load intervals) prevents that.
 SCALE_DOWN_LOOKBACK = 6
+#: FPM records per worker per tick offered to the regression (it retains 64 points over its whole range)
+REGRESSION_SAMPLES_PER_TICK = 8
 REASON_PRIORITY = {"scale_up": 4, "scale_down_capped_by_throughput": 3, "scale_down": 2, "no_change": 1}
 
 
@@ -215,7 +217,11 @@ class Planner:
             new_obs = 0
             for w in c.pool.workers:
                 rec = self.cursor.new_records(w)
-                for i in range(len(rec["t_end_ns"])):
+                count = len(rec["t_end_ns"])
+                # every record feeds the load summary; the regression, which keeps only max_samples points
+                # spread over its range, takes at most REGRESSION_SAMPLES_PER_TICK of them, evenly spaced
+                stride = max(1, count // REGRESSION_SAMPLES_PER_TICK)
+                for i in range(count - 1, -1, -stride):
                     steps = rec["steps"][i]
                     y = (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS
                     kv = (rec["decode_kv_first"][i] + rec["decode_kv_last"][i]) / 2

@@ -76,7 +76,7 @@ class Regression:
 
     @property
     def observations(self) -> int:
-        return len(self._y)
+        return min(len(self._y), self.max_samples)
 
     def add(self, x: tuple[float, ...], y: float) -> None:
         if y <= 0:
@@ -85,22 +85,31 @@ class Regression:
         self._x.append(x)
         self._y.append(y)
         self._age.append(self._clock)
-        if len(self._y) > self.max_samples:
-            self._evict()
 
-    def _evict(self) -> None:
-        axis = np.asarray([x[self.main_axis] for x in self._x])
-        lo, hi = float(axis.min()), float(axis.max())
+    def _trim(self) -> None:
+        """Down to ``max_samples``: repeatedly drop the oldest sample of the fullest bucket (buckets span the
+        main axis's current range)."""
+        excess = len(self._y) - self.max_samples
+        if excess <= 0:
+            return
+        axis = [x[self.main_axis] for x in self._x]
+        lo, hi = min(axis), max(axis)
         width = (hi - lo) / self.buckets or 1.0
-        bucket = np.minimum(((axis - lo) / width).astype(int), self.buckets - 1)
-        counts = np.bincount(bucket, minlength=self.buckets)
-        fullest = int(np.argmax(counts))
-        members = np.nonzero(bucket == fullest)[0]
-        oldest = int(members[np.argmin(np.asarray(self._age)[members])])
-        del self._x[oldest], self._y[oldest], self._age[oldest]
+        members: list[list[int]] = [[] for _ in range(self.buckets)]
+        for i, v in enumerate(axis):  # indices in age order within each bucket
+            members[min(int((v - lo) / width), self.buckets - 1)].append(i)
+        drop: set[int] = set()
+        for _ in range(excess):
+            fullest = max(members, key=len)
+            drop.add(fullest.pop(0))
+        keep = [i for i in range(len(self._y)) if i not in drop]
+        self._x = [self._x[i] for i in keep]
+        self._y = [self._y[i] for i in keep]
+        self._age = [self._age[i] for i in keep]
 
     def fit(self) -> bool:
         """Refit; keep the previous coefficients when the new fit breaks the sign rules."""
+        self._trim()
         if not self._y:
             return False
         coef = fit_linear(np.asarray(self._x, dtype=np.float64), np.asarray(self._y, dtype=np.float64),
