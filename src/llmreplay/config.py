@@ -38,6 +38,9 @@ class RunConfig(BaseModel):
     decode_engine_args: dict[str, Any] | None = Field(None, description="Engine args of disagg decode workers.")
     num_prefill_workers: int | None = Field(None, ge=0, description="Disagg prefill workers at start.")
     num_decode_workers: int | None = Field(None, ge=0, description="Disagg decode workers at start.")
+    disagg_max_local_prefill_tokens: int | None = Field(
+        None, gt=0, description="Disagg: prefill prompts with fewer uncached tokens on the decode worker."
+    )
     planner_config: dict[str, Any] | None = Field(None, description="SLA planner config (Dynamo's fields).")
     router: str | None = Field(None, description="round_robin | random | kv (default kv with hashes).")
     router_config: dict[str, Any] | None = Field(None, description="KV router weights (Dynamo's names).")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from llmreplay import __version__
 from llmreplay.cluster.pool import Pool, PoolSpec
@@ -94,72 +95,137 @@ def build_pool_spec(name: str, args: EngineArgs, trace: Trace) -> tuple[PoolSpec
     return spec, hw, notes
 
 
+@dataclass
+class Topology:
+    """The pools of a run and how they were built (agg: one pool ``agg``; disagg: ``prefill`` + ``decode``)."""
+
+    pools: dict[str, Pool]
+    hardware: dict[str, HardwareSetup]
+    start_workers: dict[str, int]
+    router_name: str
+    notes: list[str]
+
+    @property
+    def disagg(self) -> bool:
+        return "prefill" in self.pools
+
+
+def _router_config(cfg: RunConfig) -> RouterConfig:
+    try:
+        return RouterConfig.model_validate(cfg.router_config or {})
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, "--router-config", sorted(RouterConfig.model_fields))) from None
+
+
+def build_topology(cfg: RunConfig, trace: Trace, planner_cfg: PlannerConfig | None) -> Topology:
+    """Parse engine args per pool, derive KV capacity and perf models, and create the workers present at t=0."""
+    router_cfg = _router_config(cfg)
+    router_name = cfg.router or ("kv" if trace.has_hashes else "round_robin")
+    rng = np.random.default_rng(cfg.seed)
+    notes: list[str] = []
+    if not cfg.is_disagg:
+        args = parse_engine_args(cfg.extra_engine_args, source="--extra-engine-args")
+        spec, hw, spec_notes = build_pool_spec("agg", args, trace)
+        if planner_cfg is not None and planner_cfg.decode_engine_num_gpu is not None:
+            spec.gpus_per_worker = planner_cfg.decode_engine_num_gpu
+        pool = Pool(spec, make_router(router_name, router_cfg, rng), LogHistogram(), fast_forward=cfg.fast_forward)
+        pool.add_workers(cfg.num_workers, 0)
+        return Topology({"agg": pool}, {"agg": hw}, {"agg": cfg.num_workers}, router_name, notes + spec_notes)
+    mixed = [f for f in ("num_workers", "extra_engine_args") if f in cfg.model_fields_set]
+    if mixed:
+        raise InputError(
+            "a disagg run (prefill/decode engine args or worker counts) cannot also take "
+            + " or ".join("--" + f.replace("_", "-") for f in mixed)
+            + ": give --num-prefill-workers / --num-decode-workers and --prefill-engine-args / --decode-engine-args."
+        )
+    icl = LogHistogram()
+    pools: dict[str, Pool] = {}
+    hardware: dict[str, HardwareSetup] = {}
+    start: dict[str, int] = {}
+    for role, raw, count, gpus in (
+        ("prefill", cfg.prefill_engine_args, cfg.num_prefill_workers,
+         planner_cfg.prefill_engine_num_gpu if planner_cfg else None),
+        ("decode", cfg.decode_engine_args, cfg.num_decode_workers,
+         planner_cfg.decode_engine_num_gpu if planner_cfg else None),
+    ):
+        args = parse_engine_args(raw, source=f"--{role}-engine-args")
+        if args.worker_type not in (None, role):
+            raise InputError(f"--{role}-engine-args: worker_type is '{args.worker_type}' but these are the {role} "
+                             f"workers; use \"worker_type\": \"{role}\" or leave it out.")
+        n = 1 if count is None else count
+        if n == 0 and planner_cfg is None:
+            raise InputError(f"--num-{role}-workers 0 with no planner: nothing would ever {role} a request. Give at "
+                             "least 1, or a --planner-config that can scale the pool up.")
+        spec, hw, spec_notes = build_pool_spec(role, args, trace)
+        if gpus is not None:
+            spec.gpus_per_worker = gpus
+        notes += spec_notes
+        # prefill: route by cached prefix (Dynamo's prefill router); decode: least KV in use (overlap weight 0)
+        router = make_router(router_name if role == "prefill" else "kv",
+                             router_cfg if role == "prefill" else RouterConfig(overlap_score_weight=0.0), rng)
+        pool = Pool(spec, router, icl, fast_forward=cfg.fast_forward)
+        pool.add_workers(n, 0)
+        pools[role], hardware[role], start[role] = pool, hw, n
+    if pools["prefill"].spec.unit_tokens != pools["decode"].spec.unit_tokens:
+        raise InputError("prefill and decode engines must use the same block_size for a KV hand-off.")
+    return Topology(pools, hardware, start, router_name, notes)
+
+
 def run(
     cfg: RunConfig,
     trace: Trace | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunOutput:
     wall0 = time.perf_counter()
-    if cfg.is_disagg:
-        raise InputError("disaggregated prefill/decode is not available yet in this version (issue #6); "
-                         "use --num-workers and --extra-engine-args.")
     planner_cfg: PlannerConfig | None = None
     notes: list[str] = []
     if cfg.planner_config is not None:
         planner_cfg, notes = parse_planner_config(cfg.planner_config)
-        if planner_cfg.mode == "disagg":
-            raise InputError("planner_config.mode is 'disagg' but the run is agg (--num-workers / "
-                             "--extra-engine-args); give prefill/decode engine args for a disagg run.")
+        topology_mode = "disagg" if cfg.is_disagg else "agg"
+        if planner_cfg.mode is not None and planner_cfg.mode != topology_mode:
+            raise InputError(f"planner_config.mode is '{planner_cfg.mode}' but the run is {topology_mode} "
+                             "(disagg runs take prefill/decode engine args or worker counts).")
     trace = prepare_trace(cfg, trace)
-    args = parse_engine_args(cfg.extra_engine_args, source="--extra-engine-args")
-    spec, hw, spec_notes = build_pool_spec("agg", args, trace)
-    notes += spec_notes
-    if planner_cfg is not None and planner_cfg.decode_engine_num_gpu is not None:
-        spec.gpus_per_worker = planner_cfg.decode_engine_num_gpu
-    try:
-        router_cfg = RouterConfig.model_validate(cfg.router_config or {})
-    except Exception as exc:  # pydantic ValidationError
-        from pydantic import ValidationError
-
-        if isinstance(exc, ValidationError):
-            raise InputError(format_validation_error(exc, "--router-config", sorted(RouterConfig.model_fields))
-                             ) from None
-        raise
-    router_name = cfg.router or ("kv" if trace.has_hashes else "round_robin")
-    rng = np.random.default_rng(cfg.seed)
-    pool = Pool(spec, make_router(router_name, router_cfg, rng), LogHistogram(), fast_forward=cfg.fast_forward)
-    pool.add_workers(cfg.num_workers, 0)
+    topo = build_topology(cfg, trace, planner_cfg)
+    notes += topo.notes
     horizon = int(cfg.max_sim_time_seconds * 1e9) if cfg.max_sim_time_seconds is not None else None
     options = ReplayOptions(seed=cfg.seed, horizon_ns=horizon, concurrency=cfg.replay_concurrency,
-                            fast_forward=cfg.fast_forward, progress=progress)
-    replay = Replay(trace, pool, options)
+                            fast_forward=cfg.fast_forward, progress=progress,
+                            local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens)
+    replay = Replay(trace, topo.pools, options)
     planner: Planner | None = None
     if planner_cfg is not None:
-        planner = Planner(planner_cfg, {"agg": pool}, granularity=cfg.benchmark_granularity)
+        planner = Planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
         if planner.period_ns > 0:
             replay.observer = planner
-            replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker))
+            replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker, len(r.handoffs)))
     result = replay.run()
     if planner is not None:
         notes += planner.warnings
-    header = [
-        f"trace: {trace.source} ({trace.format}, {len(trace):,} requests)",
-        f"engine: {hw.describe()} · {spec.perf.describe()}",
-        f"KV cache: {spec.num_blocks:,} blocks × {args.block_size} tokens = "
-        f"{spec.num_blocks * args.block_size:,} tokens per worker"
-        + ("" if args.num_gpu_blocks is not None else " (derived from GPU memory)"),
-        f"cluster: agg, {cfg.num_workers} worker(s) at start, router {router_name}"
+    header = [f"trace: {trace.source} ({trace.format}, {len(trace):,} requests)"]
+    for name, pool in topo.pools.items():
+        spec, hw = pool.spec, topo.hardware[name]
+        line = f"{name} engine: {hw.describe()} · {spec.perf.describe()}"
+        if spec.args.hardware_defaulted:
+            line += " (default hardware: pass aic_system / aic_model_path / aic_tp_size to change)"
+        header.append(line)
+        header.append(
+            f"{name} KV cache: {spec.num_blocks:,} blocks × {spec.args.block_size} tokens = "
+            f"{spec.num_blocks * spec.args.block_size:,} tokens per worker"
+            + ("" if spec.args.num_gpu_blocks is not None else " (derived from GPU memory)")
+        )
+    sizes = ", ".join(f"{n} {name}" for name, n in topo.start_workers.items())
+    header.append(
+        f"cluster: {'disagg' if topo.disagg else 'agg'}, {sizes} worker(s) at start, router {topo.router_name}"
         + (f", planner {planner_cfg.optimization_target} ({planner_cfg.load_predictor} predictor)"
-           if planner_cfg is not None else ", no planner"),
-    ]
-    if args.hardware_defaulted:
-        header[1] += " (default hardware: pass aic_system / aic_model_path / aic_tp_size to change)"
-    report = build_report(cfg, trace, spec, hw, router_name, result, wall0, planner)
+           if planner_cfg is not None else ", no planner")
+    )
+    report = build_report(cfg, trace, topo, result, wall0, planner)
     return RunOutput(report, result.records, result, trace, header, notes + list(trace.notes))
 
 
-def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup, router_name: str,
-                 result: ReplayResult, wall0: float, planner: Planner | None = None) -> dict[str, Any]:
+def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayResult, wall0: float,
+                 planner: Planner | None = None) -> dict[str, Any]:
     rec = result.records
     warmup_ns = int(cfg.warmup_s * 1e9)
     engines = [w.engine for p in result.pools.values() for w in p.workers]
@@ -169,7 +235,7 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
     admitted = rec.cached_tokens >= 0
     block_refs = int(np.diff(trace.hash_offsets)[admitted].sum()) if trace.has_hashes else 0
     metrics["prefix_cache_block_hit_rate"] = (
-        float((rec.cached_tokens[admitted] // spec.unit_tokens).sum() / block_refs) if block_refs else None
+        float((rec.cached_tokens[admitted] // trace.block_size).sum() / block_refs) if block_refs else None
     )
     sla = Sla(cfg.sla_ttft_ms, cfg.sla_itl_ms, cfg.sla_e2e_ms)
     if not sla.any and planner is not None:  # the goodput SLA defaults to the planner's targets
@@ -193,7 +259,7 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
         peak_workers = max((n for _, n in pool.provision_log), default=0)
         peak_gpus += peak_workers * pool.spec.gpus_per_worker
         pools_out[name] = {
-            "workers_start": cfg.num_workers,
+            "workers_start": topo.start_workers[name],
             "workers_peak": peak_workers,
             "gpus_per_worker": pool.spec.gpus_per_worker,
             "gpu_hours": gh,
@@ -210,17 +276,26 @@ def build_report(cfg: RunConfig, trace: Trace, spec: PoolSpec, hw: HardwareSetup
     events = planner.events if planner is not None else []
     reversal_window = 3 * (planner.cfg.load_adjustment_interval if planner is not None else 0.0)
     config = cfg.resolved_dump()
-    config["extra_engine_args"] = spec.args.model_dump(by_alias=False)
-    config["router"] = router_name
+    for name, pool in topo.pools.items():
+        key = "extra_engine_args" if name == "agg" else f"{name}_engine_args"
+        config[key] = pool.spec.args.model_dump(by_alias=False)
+    if topo.disagg:
+        config["num_prefill_workers"] = topo.start_workers["prefill"]
+        config["num_decode_workers"] = topo.start_workers["decode"]
+    config["topology"] = "disagg" if topo.disagg else "agg"
+    config["router"] = topo.router_name
     config["trace_requests"] = len(trace)
-    config["hardware"] = {"gpu": hw.gpu.name, "model": hw.model.name, "tp": hw.tp,
-                          "kv_bytes_per_token": hw.kv_bytes_per_token, "describe": hw.describe()}
-    config["perf_model"] = spec.perf.describe()
-    config["num_gpu_blocks"] = spec.num_blocks
+    config["hardware"] = {name: {"gpu": hw.gpu.name, "model": hw.model.name, "tp": hw.tp,
+                                 "kv_bytes_per_token": hw.kv_bytes_per_token, "describe": hw.describe()}
+                          for name, hw in topo.hardware.items()}
+    config["perf_model"] = {name: pool.spec.perf.describe() for name, pool in topo.pools.items()}
+    config["num_gpu_blocks"] = {name: pool.spec.num_blocks for name, pool in topo.pools.items()}
     config["arrival_jitter"] = cfg.arrival_jitter or "none (arrivals as recorded)"
     if planner is not None:
         config["planner_config"] = planner.cfg.model_dump()
-        config["planner_config"]["decode_engine_num_gpu"] = spec.gpus_per_worker
+        for name, pool in topo.pools.items():
+            key = "prefill_engine_num_gpu" if name == "prefill" else "decode_engine_num_gpu"
+            config["planner_config"][key] = pool.spec.gpus_per_worker
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 1024 / 1024
     wall = time.perf_counter() - wall0

@@ -78,5 +78,5 @@ def execute_compare(paths: list[Path], console: Console) -> None:
     for name in pool_names:
         for label, key, kind in (("GPU-hours", "gpu_hours", "f3"), ("utilization", "utilization", "pct"),
                                  ("KV peak", "kv_peak_fraction", "pct"), ("preemptions", "preemptions", "int")):
-            t.add_row(f"[{name}] {label}", *(_fmt(_get(r, ("pools", name, key)), kind) for r in reports))
+            t.add_row(f"{name} pool: {label}", *(_fmt(_get(r, ("pools", name, key)), kind) for r in reports))
     console.print(t)

@@ -28,6 +28,7 @@ class PoolSpec:
     num_blocks: int
     gpus_per_worker: int
     unit_tokens: int
+    kv_bytes_per_token: int = 0  # whole model, all TP ranks: what a disagg KV transfer moves per prompt token
 
 
 @dataclass

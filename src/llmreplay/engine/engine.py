@@ -56,6 +56,9 @@ class _Pending:
     chunks: list[tuple[Request, int]] | None = None  # prefill chunks (only when a single mixed step)
     prefill_ctx: int = 0
     prefill_attention: int = 0
+    #: disagg: requests decoding their second token in the first step; their token gap started at the
+    #: prefill worker (transfer included), not at the previous step
+    joined: list[Request] | None = None
 
     @property
     def k(self) -> int:
@@ -118,6 +121,10 @@ class Engine:
         self._finish_heap: list[tuple[int, int, Request]] = []
         self.queued_prefill_tokens = 0
         self.pending: _Pending | None = None
+        # disagg: prefilled requests holding KV here (prefill side), reserved / arrived ones (decode side)
+        self.held: dict[int, Request] = {}
+        self.incoming: dict[int, Request] = {}
+        self._arrived: list[Request] = []
         # counters for the report
         self.steps = 0
         self.busy_ns = 0
@@ -134,7 +141,7 @@ class Engine:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.running or self.waiting)
+        return bool(self.running or self.waiting or self._arrived)
 
     @property
     def num_requests(self) -> int:
@@ -147,9 +154,72 @@ class Engine:
         self.waiting.append(req)
         self.queued_prefill_tokens += req.num_tokens
 
+    # ------------------------------------------------------------------ disagg hand-off
+    def release_held(self, req: Request) -> None:
+        """Prefill side: the KV transfer of ``req`` ended; free its blocks."""
+        del self.held[req.idx]
+        self.pool.release(req.held_keys, req.blocks - self.U * len(req.held_keys))
+        req.held_keys = []
+        req.blocks = 0
+
+    def reserve(self, req: Request) -> bool:
+        """Decode side: reserve KV blocks for ``req``'s prompt before its transfer starts (the cached prefix
+        here is shared, not reserved twice). False when the blocks or a sequence slot are not free now."""
+        if len(self.running) + len(self.incoming) + len(self._arrived) >= self.max_seqs:
+            return False
+        max_units = min(len(req.keys), req.isl // self.T)
+        hits, from_lru = self.pool.match_prefix(req.keys, max_units)
+        need = _cdiv(req.isl, self.B) - hits * self.U
+        if need > self.pool.allocatable - self.U * from_lru:
+            return False
+        self.pool.acquire_prefix(req.keys, hits)
+        self.pool.allocate(need)
+        req.held_keys = list(req.keys[:hits])
+        req.next_unit = hits
+        req.blocks = hits * self.U + need
+        req.num_computed = req.isl
+        req.num_tokens = req.isl + 1
+        req.phase = Phase.INCOMING
+        req.worker = self.id
+        self.incoming[req.idx] = req
+        return True
+
+    def can_reserve(self, req: Request) -> bool:
+        """Whether :meth:`reserve` would succeed now (for routing)."""
+        if len(self.running) + len(self.incoming) + len(self._arrived) >= self.max_seqs:
+            return False
+        hits, from_lru = self.pool.match_prefix(req.keys, min(len(req.keys), req.isl // self.T))
+        return _cdiv(req.isl, self.B) - hits * self.U <= self.pool.allocatable - self.U * from_lru
+
+    def transferred(self, req: Request) -> None:
+        """Decode side: ``req``'s KV has arrived; it decodes from the next step boundary."""
+        del self.incoming[req.idx]
+        self._arrived.append(req)
+
+    def _join_arrived(self) -> None:
+        for req in self._arrived:
+            full_units = min(len(req.keys), req.isl // self.T)
+            while req.next_unit < full_units:  # the transferred prompt is cached here too
+                key = req.keys[req.next_unit]
+                if self.pool.promote(key):
+                    req.held_keys.append(key)
+                req.next_unit += 1
+            self.running[req.idx] = req
+            self._enter_decode(req)
+        self._arrived.clear()
+
     def plan(self, now: int) -> int | None:
         """Schedule the next step (or stretch) starting at ``now``; return its end time, or None if idle."""
         assert self.pending is None
+        joined = list(self._arrived) if self._arrived else None
+        if joined:
+            self._join_arrived()
+        end = self._plan(now)
+        if joined and self.pending is not None:
+            self.pending.joined = [r for r in joined if r.phase == Phase.DECODE]
+        return end
+
+    def _plan(self, now: int) -> int | None:
         if not (self.running or self.waiting):
             return None
         B = self.B
@@ -347,7 +417,12 @@ class Engine:
         durs = np.empty(b - a, dtype=np.int64)
         durs[0] = ends[0] - t0
         np.subtract(ends[1:], ends[:-1], out=durs[1:])
-        self.icl.add_many(durs, n)
+        if a == 0 and p.joined:
+            self._record_joined(p.joined, int(ends[0]))
+            self.icl.add(int(durs[0]), n - len(p.joined))
+            self.icl.add_many(durs[1:], n)
+        else:
+            self.icl.add_many(durs, n)
         p.recorded = b
         self.fpm.append(
             t0, int(p.ends[b - 1]), b - a, 0, 0, 0, 0, n,
@@ -361,7 +436,9 @@ class Engine:
         n = self.n_dec
         kv = self.dec_sum_const + n * self.counter
         dur = now - p.start_ns
-        self.icl.add(dur, n)
+        if p.joined:
+            self._record_joined(p.joined, now)
+        self.icl.add(dur, n - len(p.joined or ()))
         self.counter += 1
         self.steps += 1
         self.busy_ns += dur
@@ -391,7 +468,12 @@ class Engine:
             else:
                 self.icl.add(now - req.last_token_ns, 1)  # resumed after preemption
             req.last_token_ns = now
-            if req.generated >= req.osl:
+            if req.hold_kv:  # disagg prefill: done here, KV kept for the transfer
+                req.phase = Phase.HELD
+                del self.running[req.idx]
+                self.held[req.idx] = req
+                finished.append(req)
+            elif req.generated >= req.osl:
                 self._finish(req, now, finished)
             else:
                 self._enter_decode(req)
@@ -399,6 +481,10 @@ class Engine:
             p.start_ns, now, 1, len(chunks), prefill_tokens, p.prefill_ctx, p.prefill_attention, n, kv, kv,
             pool.used, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip
+
+    def _record_joined(self, joined: list[Request], second_token_ns: int) -> None:
+        for r in joined:
+            self.icl.add(second_token_ns - r.first_token_ns, 1)
 
     def _enter_decode(self, req: Request) -> None:
         req.phase = Phase.DECODE

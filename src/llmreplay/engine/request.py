@@ -10,6 +10,8 @@ class Phase(IntEnum):
     PREFILL = 1  # running, prompt (or recompute) not fully computed
     DECODE = 2  # running, one token per step
     DONE = 3
+    HELD = 4  # disagg prefill worker: prefill done, KV held until the transfer to a decode worker ends
+    INCOMING = 5  # disagg decode worker: KV blocks reserved, transfer in flight or done, not yet running
 
 
 class Request:
@@ -27,6 +29,7 @@ class Request:
         "first_token_ns",
         "generated",
         "held_keys",
+        "hold_kv",
         "idx",
         "isl",
         "keys",
@@ -64,6 +67,8 @@ class Request:
         self.cached_tokens = -1  # prefix-cache hit at first admission (-1: never admitted)
         self.preemptions = 0
         self.worker = -1
+        #: disagg prefill: stop after the first token and keep the KV blocks for the transfer
+        self.hold_kv = False
 
     def __repr__(self) -> str:
         return (

@@ -47,7 +47,9 @@ class RequestRecords:
     first_token_ns: I64
     finish_ns: I64
     cached_tokens: I64
-    worker: I64
+    worker: I64  # agg worker, or the decode worker in disagg
+    prefill_worker: I64  # disagg: the prefill worker (-1 in agg or when prefilled on the decode worker)
+    transfer_ns: I64  # disagg: KV transfer time (-1 when none)
     preemptions: I64
     status: I64
     reason: I64
@@ -62,7 +64,8 @@ class RequestRecords:
 
         return cls(
             isl=isl, osl=osl, trace_arrival_ns=trace_arrival_ns, arrival_ns=full(-1), first_token_ns=full(-1),
-            finish_ns=full(-1), cached_tokens=full(-1), worker=full(-1), preemptions=full(0),
+            finish_ns=full(-1), cached_tokens=full(-1), worker=full(-1), prefill_worker=full(-1),
+            transfer_ns=full(-1), preemptions=full(0),
             status=full(Status.PENDING), reason=full(0), line=line,
         )  # fmt: skip
 
@@ -117,6 +120,8 @@ class RequestRecords:
             "request_latency_ms": ms(e2e),
             "cached_tokens": self.cached_tokens,
             "worker": self.worker,
+            "prefill_worker": self.prefill_worker,
+            "kv_transfer_ms": ms(self.transfer_ns),
             "preemptions": self.preemptions,
         }
 

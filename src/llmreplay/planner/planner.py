@@ -25,11 +25,11 @@ from typing import Any
 from llmreplay.cluster.pool import Pool
 from llmreplay.cluster.worker import State
 from llmreplay.planner import capacity as cap
-from llmreplay.planner.bootstrap import bootstrap_agg
+from llmreplay.planner.bootstrap import bootstrap_agg, bootstrap_decode, bootstrap_prefill
 from llmreplay.planner.config import TARGET_THRESHOLDS, PlannerConfig
 from llmreplay.planner.observe import FpmCursor, TrafficWindow, WorkerLoad, summarize
 from llmreplay.planner.predictors import Predictor, make_predictor
-from llmreplay.planner.regression import Regression, agg_regression
+from llmreplay.planner.regression import Regression, agg_regression, decode_regression, prefill_regression
 
 NS = 1_000_000_000
 #: load ticks a scale-down looks back over: n−1 workers must have met sensitivity × SLA at the peak load of
@@ -107,6 +107,7 @@ class _Component:
     """One scaled component (agg workers, or a disagg side)."""
 
     name: str  # "decode" for agg (its count is reported as replicas_decode), or "prefill"/"decode"
+    role: str  # "agg", "prefill" or "decode"
     pool: Pool
     regression: Regression
     gpus: int
@@ -136,9 +137,16 @@ class Planner:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        pool = self.pools["agg"]
-        gpus = self.cfg.decode_engine_num_gpu or pool.spec.gpus_per_worker
-        self.components = [_Component("decode", pool, agg_regression(), gpus)]
+        if "agg" in self.pools:
+            pool = self.pools["agg"]
+            self.components = [_Component("decode", "agg", pool, agg_regression(), pool.spec.gpus_per_worker)]
+        else:
+            self.components = [
+                _Component("prefill", "prefill", self.pools["prefill"], prefill_regression(),
+                           self.pools["prefill"].spec.gpus_per_worker),
+                _Component("decode", "decode", self.pools["decode"], decode_regression(),
+                           self.pools["decode"].spec.gpus_per_worker),
+            ]
         self.cursor = FpmCursor()
         self.window = TrafficWindow()  # since the last load tick
         self.tp_window = TrafficWindow()  # since the last throughput tick
@@ -156,7 +164,8 @@ class Planner:
         self.budget_warned = False
         if self.cfg.optimization_target == "sla" or self.cfg.enable_throughput_scaling:
             for c in self.components:
-                bootstrap_agg(c.regression, c.pool.spec, self.granularity)
+                BOOTSTRAP[c.role](c.regression, c.pool.spec, self.granularity)
+        self.handoffs_waiting = 0  # disagg: prefilled requests waiting for decode KV at the last tick
 
     # ------------------------------------------------------------------ hooks from the replay
     def arrived(self, isl: int, osl: int) -> None:
@@ -168,9 +177,11 @@ class Planner:
         self.tp_window.finish(ttft_ms, itl_ms, isl, cached)
 
     # ------------------------------------------------------------------ the tick
-    def tick(self, now: int, start_worker: Any) -> None:
+    def tick(self, now: int, start_worker: Any, handoffs_waiting: int = 0) -> None:
         """Run one tick at ``now``; ``start_worker(pool, now)`` provisions a worker (the replay schedules its
-        readiness after ``startup_time``)."""
+        readiness after ``startup_time``); ``handoffs_waiting``: prefilled requests a disagg decode pool has no
+        room for (a live planner sees them as queued decode work)."""
+        self.handoffs_waiting = handoffs_waiting
         for c in self.components:
             for w in c.pool.workers:
                 w.engine.sync(now)
@@ -222,12 +233,11 @@ class Planner:
                 # spread over its range, takes at most REGRESSION_SAMPLES_PER_TICK of them, evenly spaced
                 stride = max(1, count // REGRESSION_SAMPLES_PER_TICK)
                 for i in range(count - 1, -1, -stride):
-                    steps = rec["steps"][i]
-                    y = (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS
-                    kv = (rec["decode_kv_first"][i] + rec["decode_kv_last"][i]) / 2
-                    c.regression.add((float(rec["sum_prefill_tokens"][i]), float(kv),
-                                      float(rec["prefill_attention"][i])), y)
-                    new_obs += 1
+                    x = _features(c.role, rec, i)
+                    if x is not None:
+                        steps = rec["steps"][i]
+                        c.regression.add(x, (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS)
+                        new_obs += 1
                 if w.state == State.ACTIVE:
                     s = summarize(w, rec, window)
                     if s is not None:
@@ -254,16 +264,20 @@ class Planner:
         isl = self.predictors["isl"].predict()
         osl = self.predictors["osl"].predict()
         d.predicted_rps, d.predicted_isl, d.predicted_osl = _r(rps), _r(isl), _r(osl)
+        all_ready = all(c.regression.ready for c in self.components)
         for c in self.components:
             reason: str
             if rps is None or isl is None or osl is None:
                 reason = "no_traffic_data"
             elif not c.regression.ready:
                 reason = "model_not_ready"
+            elif not all_ready:
+                reason = "partner_not_ready"  # disagg: sizing one side alone would unbalance the pair
             else:
                 engine = self._engine_capacity(c, isl, osl, win.hit_rate)
-                d.engine_rps_decode = _r(engine.rps)
-                d.max_batch = engine.batch
+                setattr(d, "engine_rps_prefill" if c.role == "prefill" else "engine_rps_decode", _r(engine.rps))
+                if c.role != "prefill":
+                    d.max_batch = engine.batch
                 c.floor = max(self.cfg.min_endpoint, math.ceil(rps / engine.rps)) if engine.rps > 0 else c.floor
                 reason = "set_lower_bound" if self.cfg.enable_load_scaling else "scale"
             setattr(d, f"reason_throughput_{c.name}", reason)
@@ -272,11 +286,16 @@ class Planner:
     def _engine_capacity(self, c: _Component, isl: float, osl: float, hit_rate: float) -> cap.Capacity:
         spec = c.pool.spec
         reg = c.regression
-        return cap.agg_capacity(
-            self.cfg.itl / 1000.0, isl * (1.0 - min(hit_rate, 0.95)), osl, spec.args.max_num_batched_tokens,
-            spec.num_blocks * spec.args.block_size, spec.args.max_num_seqs,
-            lambda p, k, prompt: reg.predict(p, k, p * prompt / 2),
-        )
+        uncached = isl * (1.0 - min(hit_rate, 0.95))
+        mbt = spec.args.max_num_batched_tokens
+        kv_tokens = spec.num_blocks * spec.args.block_size
+        if c.role == "prefill":
+            return cap.prefill_capacity(uncached, mbt, lambda t, ctx: reg.predict(t, t * (ctx + t / 2)))
+        if c.role == "decode":
+            return cap.decode_capacity(self.cfg.itl / 1000.0, isl, osl, kv_tokens, spec.args.max_num_seqs,
+                                       lambda n, k: reg.predict(n, k))
+        return cap.agg_capacity(self.cfg.itl / 1000.0, uncached, osl, mbt, kv_tokens, spec.args.max_num_seqs,
+                                lambda p, k, prompt: reg.predict(p, k, p * prompt / 2))
 
     # ------------------------------------------------------------------ load scaling
     def _load(self, c: _Component, loads: list[WorkerLoad], now: int, d: TickDiagnostics) -> int | None:
@@ -297,28 +316,40 @@ class Planner:
         isl = prompt * (1.0 - min(self.window.hit_rate, 0.95))  # what a new request must prefill
         reg = c.regression
 
+        role = c.role
+        kv_capacity = spec.num_blocks * spec.args.block_size
+
         def estimate(queue: float, n_dec: float, kv: float, prefill_per_step: float) -> tuple[float, float]:
-            budget = max(mbt - n_dec, 1.0)
+            """(TTFT, ITL) one worker would see with this load; 0 for the one a role does not serve."""
+            if role == "decode":
+                return 0.0, reg.predict(n_dec, kv)
+            budget = max(mbt - n_dec, 1.0) if role == "agg" else float(mbt)
             todo = queue + isl
             ttft = 0.0
-            while todo > 0:  # chunked prefill of the queue plus one new prompt, next to the decode batch
+            while todo > 0:  # chunked prefill of the queue plus one new prompt (next to the decode batch)
                 chunk = min(todo, budget)
-                ttft += reg.predict(chunk, kv, chunk * prompt / 2)
+                ttft += reg.predict(chunk, chunk * prompt / 2) if role == "prefill" else \
+                    reg.predict(chunk, kv, chunk * prompt / 2)
                 todo -= chunk
+            if role == "prefill":
+                return ttft, 0.0
             p = min(prefill_per_step, budget)
-            itl = reg.predict(p, kv, p * prompt / 2)
-            return ttft, itl
+            return ttft, reg.predict(p, kv, p * prompt / 2)
 
         ests = [estimate(w.queued_prefill_mean, w.decode_requests_mean, w.decode_kv_mean, w.prefill_tokens_per_step)
                 for w in loads]
         ttft = sum(e[0] for e in ests) / len(ests)
         itl = sum(e[1] for e in ests) / len(ests)
-        d.est_ttft_ms, d.est_itl_ms = _r(ttft * 1000), _r(itl * 1000)
+        if role != "decode":
+            d.est_ttft_ms = _r(ttft * 1000)
+        if role != "prefill":
+            d.est_itl_ms = _r(itl * 1000)
         # cluster totals of the interval at their peaks, kept for the scale-down look-back
         c.history.append((sum(w.queued_prefill_peak for w in loads), sum(w.decode_requests_peak for w in loads),
                           sum(w.decode_kv_peak for w in loads), sum(w.prefill_tokens_per_step for w in loads)))
         ttft_sla, itl_sla = self.cfg.ttft / 1000.0, self.cfg.itl / 1000.0
-        if ttft > ttft_sla or itl > itl_sla:
+        starved = role == "decode" and self.handoffs_waiting > 0  # prefilled requests find no decode room
+        if ttft > ttft_sla or itl > itl_sla or starved:
             setattr(d, key, "scale_up")
             return n + 1
         if n > 1 and c.starting() == 0 and len(c.history) == c.history.maxlen:
@@ -326,8 +357,10 @@ class Planner:
             s = self.cfg.load_scaling_down_sensitivity / 100.0
             m = n - 1
             if all(
-                t <= s * ttft_sla and i <= s * itl_sla
-                for t, i in (estimate(q / m, r / m, k / m, p / m) for q, r, k, p in c.history)
+                t <= s * ttft_sla and i <= s * itl_sla and (role != "decode" or k / m <= s * kv_capacity)
+                for (t, i), (_, _, k, _) in (
+                    (estimate(q / m, r / m, k / m, p / m), (q, r, k, p)) for q, r, k, p in c.history
+                )
             ):
                 setattr(d, key, "scale_down")
                 return n - 1
@@ -335,20 +368,33 @@ class Planner:
         return None
 
     def _threshold_load(self, c: _Component, loads: list[WorkerLoad], n: int, d: TickDiagnostics) -> int | None:
-        """Dynamo's static thresholds (agg: KV utilisation counting queued prefill tokens too)."""
+        """Dynamo's static thresholds. Prefill: queued prefill tokens in units of ``max_model_len`` — or, when
+        that is unset (the default, which in Dynamo means prefill never scales), of ``max_num_batched_tokens``.
+        Decode: KV utilisation; agg: KV utilisation counting queued prefill tokens too."""
         key = f"reason_load_{c.name}"
         spec = c.pool.spec
         kv_tokens = spec.num_blocks * spec.args.block_size
-        if self.cfg.optimization_target == "load":
-            up = (self.cfg.decode_scale_up_kv_rate or 100.0) / 100.0
-            down = (self.cfg.decode_scale_down_kv_rate or 0.0) / 100.0
+        target = self.cfg.optimization_target
+        if c.role == "prefill":
+            unit = float(spec.args.max_model_len or spec.args.max_num_batched_tokens)
+            if target == "load":
+                up = (self.cfg.prefill_scale_up_queue_tokens or 0.0) / unit
+                down = (self.cfg.prefill_scale_down_queue_tokens or 0.0) / unit
+            else:
+                up, down = TARGET_THRESHOLDS[target][0]
+            util = [w.queued_prefill_mean / unit for w in loads]
         else:
-            up, down = TARGET_THRESHOLDS[self.cfg.optimization_target][1]
-        util = [(w.kv_used_blocks_mean * spec.args.block_size + w.queued_prefill_mean) / kv_tokens for w in loads]
-        if any(u > up for u in util):
+            if target == "load":
+                up = (self.cfg.decode_scale_up_kv_rate or 100.0) / 100.0
+                down = (self.cfg.decode_scale_down_kv_rate or 0.0) / 100.0
+            else:
+                up, down = TARGET_THRESHOLDS[target][1]
+            queued = (lambda w: w.queued_prefill_mean) if c.role == "agg" else (lambda w: 0.0)
+            util = [(w.kv_used_blocks_mean * spec.args.block_size + queued(w)) / kv_tokens for w in loads]
+        if any(u > up for u in util) or (c.role == "decode" and self.handoffs_waiting > 0):
             setattr(d, key, "scale_up")
             return n + 1
-        if n > 1 and c.starting() == 0 and all(u < down for u in util):
+        if n > 1 and c.starting() == 0 and all(u < down or (down == 0.0 and u <= 0.0) for u in util):
             setattr(d, key, "scale_down")
             return n - 1
         setattr(d, key, "no_change")
@@ -365,7 +411,8 @@ class Planner:
             # the scale-down was stopped: by the throughput floor (reported), or by min_endpoint (no change)
             setattr(d, key, "scale_down_capped_by_throughput" if floor >= current else "no_change")
         if self.cfg.max_gpu_budget >= 0:
-            ceiling = max(self.cfg.min_endpoint, self.cfg.max_gpu_budget // c.gpus)
+            others = sum(o.current() * o.gpus for o in self.components if o is not c)
+            ceiling = max(self.cfg.min_endpoint, (self.cfg.max_gpu_budget - others) // c.gpus)
             if target > ceiling:
                 target = ceiling
                 setattr(d, key, "capped_by_gpu_budget")
@@ -412,6 +459,21 @@ class Planner:
         reg = c.regression
         return {"features": list(reg.features), "coef": None if reg.coef is None else [float(x) for x in reg.coef],
                 "observations": c.fpm_observations, "rejected_fits": reg.rejected_fits}
+
+
+BOOTSTRAP = {"agg": bootstrap_agg, "prefill": bootstrap_prefill, "decode": bootstrap_decode}
+
+
+def _features(role: str, rec: dict[str, list[int]], i: int) -> tuple[float, ...] | None:
+    """The regression's features of FPM record ``i`` (None: the record does not inform this role's model)."""
+    prefill = float(rec["sum_prefill_tokens"][i])
+    kv = (rec["decode_kv_first"][i] + rec["decode_kv_last"][i]) / 2
+    if role == "agg":
+        return prefill, float(kv), float(rec["prefill_attention"][i])
+    if role == "prefill":
+        return (prefill, float(rec["prefill_attention"][i])) if prefill > 0 else None
+    n = rec["num_decode_requests"][i]
+    return (float(n), float(kv)) if prefill == 0 and n > 0 else None
 
 
 def _idle(worker: int) -> WorkerLoad:

@@ -17,10 +17,10 @@ class Kind(IntEnum):
     """Event kinds, in the order they run at the same instant."""
 
     STEP_END = 0  # a worker's step (or fast-forwarded stretch) ended
-    WORKER_READY = 1  # a started worker finished its startup time
-    RELEASE = 2  # a request is released (session follow-up turn, closed-loop refill)
-    TICK = 3  # planner tick
-    SAMPLE = 4  # time-series sampling
+    TRANSFER_DONE = 1  # disagg: a request's KV arrived at its decode worker
+    WORKER_READY = 2  # a started worker finished its startup time
+    RELEASE = 3  # a request is released (session follow-up turn, closed-loop refill)
+    TICK = 4  # planner tick
     KICK = 9  # an idle worker with work plans its next step
 
 

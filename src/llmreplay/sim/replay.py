@@ -3,11 +3,14 @@ the workers' steps as events, and records what happened to every request.
 
 Where a request is born, scheduled, timed, finished and counted:
 
-* born: :meth:`Replay._release` (open loop: at its trace arrival; session turn k>0: when turn k-1 ends plus
+* born: :meth:`Replay._dispatch` (open loop: at its trace arrival; session turn k>0: when turn k-1 ends plus
   its delay; closed loop: when a slot frees up);
 * rejected up front if it can never fit (:meth:`Replay._reject_reason`), else routed to a worker
   (:mod:`llmreplay.cluster.router`) and queued in its engine;
 * scheduled and timed by the engine (:mod:`llmreplay.engine.engine`), whose step ends are events here;
+* disagg only: prefilled on a prefill worker (its first token ends TTFT there), then handed off
+  (:meth:`Replay._drain_handoffs`): blocks are reserved on a decode worker, the KV is sent over the prefill
+  worker's link (transfers from one worker queue on it), and the request decodes there from the next step;
 * finished and counted in :class:`~llmreplay.metrics.records.RequestRecords`.
 """
 
@@ -21,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from llmreplay.cluster.pool import Pool
+from llmreplay.cluster.pool import Pool, PoolSpec
 from llmreplay.cluster.worker import State, Worker
 from llmreplay.engine.request import Request
 from llmreplay.metrics.histogram import LogHistogram
@@ -48,6 +51,8 @@ class ReplayOptions:
     concurrency: int | None = None  # --replay-concurrency (closed loop)
     fast_forward: bool = True  # False: the step-by-step reference mode (tests)
     progress: Callable[[int, int], None] | None = None  # (sim time ns, requests finished)
+    #: disagg: prompts whose uncached part is below this are prefilled on the decode worker (None: never)
+    local_prefill_max_tokens: int | None = None
 
 
 @dataclass
@@ -64,11 +69,17 @@ class ReplayResult:
 
 
 class Replay:
-    """One simulation run of an agg pool (disagg adds a second pool in its own driver)."""
+    """One simulation run: an agg pool (``{"agg": pool}``) or a disagg pair (``{"prefill": p, "decode": d}``)."""
 
-    def __init__(self, trace: Trace, pool: Pool, options: ReplayOptions) -> None:
+    def __init__(self, trace: Trace, pools: Pool | dict[str, Pool], options: ReplayOptions) -> None:
         self.trace = trace
-        self.pool = pool
+        self.pools = {pools.name: pools} if isinstance(pools, Pool) else dict(pools)
+        self.disagg = "prefill" in self.pools
+        #: where requests enter (agg pool, or the prefill pool); decode pool (disagg only)
+        self.pool = self.pools["prefill"] if self.disagg else self.pools["agg"]
+        self.decode: Pool | None = self.pools.get("decode")
+        if self.disagg and self.decode is None:
+            raise ValueError("a disagg replay needs a 'decode' pool")
         self.options = options
         self.q = EventQueue()
         self.now = 0
@@ -99,15 +110,23 @@ class Replay:
         self.last_completion_ns = 0
         self._in_flight = 0
         self._ready: deque[int] = deque()
-        self._sync_before_route = getattr(pool.router, "name", "") == "kv"
+        self._sync_before_route = getattr(self.pool.router, "name", "") == "kv"
         self.observer: Observer | None = None
         self._frontend: deque[int] = deque()  # requests waiting for any worker to be routable
+        # disagg hand-off: prefilled requests waiting for decode blocks (FIFO, visible in the report)
+        self.handoffs: deque[tuple[Request, Worker]] = deque()
+        self._link_free: dict[int, int] = {}  # prefill worker id -> its link is busy until
+        self.handoff_wait_peak = 0
 
     # ----------------------------------------------------------------- hooks
     def every(self, period_ns: int, fn: Periodic, first_ns: int | None = None) -> None:
         """Call ``fn(replay, now)`` every ``period_ns`` of simulated time (planner ticks, samplers)."""
         self._periodic.append((period_ns, fn))
         self.q.push(first_ns if first_ns is not None else period_ns, Kind.TICK, len(self._periodic) - 1)
+
+    @property
+    def all_workers(self) -> list[Worker]:
+        return [w for p in self.pools.values() for w in p.workers]
 
     # ----------------------------------------------------------------- main loop
     def run(self) -> ReplayResult:
@@ -118,8 +137,7 @@ class Replay:
         arrivals = self._first_turns
         n_arr = len(arrivals)
         ai = 0
-        closed = opts.concurrency is not None
-        if closed:
+        if opts.concurrency is not None:
             self._ready.extend(arrivals)
             n_arr = 0
             self._fill_closed_loop(0)
@@ -152,6 +170,9 @@ class Replay:
                     self._on_step_end(w, t)
             elif kind == Kind.KICK:
                 self._on_kick(payload, t)
+            elif kind == Kind.TRANSFER_DONE:
+                req, src, dst_req, dst = payload
+                self._on_transfer_done(req, src, dst_req, dst, t)
             elif kind == Kind.RELEASE:
                 self._on_release(payload, t)
             elif kind == Kind.TICK:
@@ -160,15 +181,13 @@ class Replay:
                 if self._work_left():
                     q.push(t + period, Kind.TICK, payload)
             elif kind == Kind.WORKER_READY:
-                self.pool.activate(payload, t)
-                while self._frontend and self.pool.routable:
-                    self._route(self._frontend.popleft(), t)
+                self._on_worker_ready(payload, t)
             if progress is not None and t >= next_progress:
                 progress(t, self.finished_count)
                 next_progress = t + 1_000_000_000
         end = self.now if horizon is None else horizon
         if horizon is not None:
-            for w in self.pool.workers:
+            for w in self.all_workers:
                 w.engine.sync(horizon)
         still = self.records.status == Status.PENDING
         self.records.status[still] = Status.UNFINISHED
@@ -176,9 +195,10 @@ class Replay:
         if progress is not None:
             progress(end, self.finished_count)
         return ReplayResult(
-            records=self.records, pools={self.pool.name: self.pool}, icl=self.pool.icl, horizon_ns=h,
+            records=self.records, pools=self.pools, icl=self.pool.icl, horizon_ns=h,
             last_completion_ns=self.last_completion_ns, events=n_events,
-            steps=sum(w.engine.steps for w in self.pool.workers), wall_s=time.perf_counter() - wall0,
+            steps=sum(w.engine.steps for w in self.all_workers), wall_s=time.perf_counter() - wall0,
+            extras={"handoff_wait_peak": self.handoff_wait_peak} if self.disagg else {},
         )  # fmt: skip
 
     def _work_left(self) -> bool:
@@ -196,14 +216,19 @@ class Replay:
         return Request(i, isl, self._osl[i], keys, now)
 
     def _reject_reason(self, isl: int, osl: int) -> int:
-        args = self.pool.spec.args
-        tokens = isl + osl - 1  # the last token is sampled, never stored in KV
-        if args.max_model_len is not None and isl + osl > args.max_model_len:
-            return 2
-        if -(-tokens // args.block_size) > self.pool.spec.num_blocks:
-            return 1
-        if not args.enable_chunked_prefill and tokens > args.max_num_batched_tokens:
-            return 3
+        """Why a request can never be served (0: it can). Disagg: the prompt must fit a prefill worker and the
+        whole sequence a decode worker."""
+        checks = [(self.pool, isl + osl - 1 if not self.disagg else isl)]
+        if self.decode is not None:
+            checks.append((self.decode, isl + osl - 1))
+        for pool, tokens in checks:  # the last token is sampled, never stored in KV
+            args = pool.spec.args
+            if args.max_model_len is not None and isl + osl > args.max_model_len:
+                return 2
+            if -(-tokens // args.block_size) > pool.spec.num_blocks:
+                return 1
+            if not args.enable_chunked_prefill and tokens > args.max_num_batched_tokens:
+                return 3
         return 0
 
     def start_worker(self, pool: Pool, now: int) -> Worker:
@@ -211,12 +236,19 @@ class Replay:
         w = pool.start_worker(now)
         startup = int(pool.spec.args.startup_time * 1e9)
         if startup <= 0:
-            pool.activate(w, now)
-            while self._frontend and pool.routable:
-                self._route(self._frontend.popleft(), now)
+            self._on_worker_ready(w, now)
         else:
             self.q.push(now + startup, Kind.WORKER_READY, w)
         return w
+
+    def _on_worker_ready(self, w: Worker, now: int) -> None:
+        pool = self.pools[w.pool_name]
+        pool.activate(w, now)
+        if pool is self.pool:
+            while self._frontend and pool.routable:
+                self._route(self._frontend.popleft(), now)
+        if pool is self.decode:
+            self._drain_handoffs(now)
 
     def _dispatch(self, i: int, now: int) -> None:
         rec = self.records
@@ -238,14 +270,36 @@ class Replay:
     def _route(self, i: int, now: int) -> None:
         rec = self.records
         req = self._make_request(i, int(rec.arrival_ns[i]))
-        workers = self.pool.routable
+        pool = self.pool
+        if self.disagg:
+            req.hold_kv = True
+            if self._prefill_locally(req, now):
+                pool = self.decode  # type: ignore[assignment]
+                req.hold_kv = False
+        workers = pool.routable
         if self._sync_before_route:
             for w in workers:
                 w.engine.sync(now, record=False)
-        w = self.pool.router.choose(req, workers)
-        rec.worker[i] = w.id
+        w = pool.router.choose(req, workers)
+        if req.hold_kv:
+            rec.prefill_worker[i] = w.id
+        else:
+            rec.worker[i] = w.id
+        w.engine.add(req)
+        self._touch(w, now)
+
+    def _prefill_locally(self, req: Request, now: int) -> bool:
+        """Conditional disagg: a short uncached prompt is cheaper to prefill on a decode worker."""
+        limit = self.options.local_prefill_max_tokens
+        decode = self.decode
+        if limit is None or decode is None or not decode.routable:
+            return False
+        best = max(w.engine.pool.cached_prefix_units(req.keys) for w in decode.routable)
+        return req.isl - best * decode.spec.unit_tokens < limit
+
+    def _touch(self, w: Worker, now: int) -> None:
+        """Something new reached ``w``'s engine: cut its stretch short, or wake it up."""
         eng = w.engine
-        eng.add(req)
         if eng.busy:
             new_end = eng.interrupt(now)
             if new_end is not None:
@@ -268,30 +322,91 @@ class Replay:
             w.version += 1
             self.q.push(end, Kind.STEP_END, (w, w.version))
         elif w.state == State.DRAINING:
-            self.pool.maybe_stop(w, now)
+            self.pools[w.pool_name].maybe_stop(w, now)
 
     def _on_step_end(self, w: Worker, now: int) -> None:
         finished = w.engine.complete(now)
         rec = self.records
         for req in finished:
             i = req.idx
-            rec.status[i] = Status.COMPLETED
-            rec.first_token_ns[i] = req.first_token_ns
-            rec.finish_ns[i] = req.finish_ns
-            rec.cached_tokens[i] = req.cached_tokens
-            rec.preemptions[i] = req.preemptions
-            if self.observer is not None:
-                itl = (req.finish_ns - req.first_token_ns) / (req.osl - 1) / 1e6 if req.osl > 1 else None
-                self.observer.finished((req.first_token_ns - req.arrival_ns) / 1e6, itl, req.isl, req.cached_tokens)
-            self.finished_count += 1
-            self.last_completion_ns = now
-            self._in_flight -= 1
-            self._request_ended(i, now)
+            if req.hold_kv:  # disagg prefill done: first token out, KV to hand off
+                rec.first_token_ns[i] = req.first_token_ns
+                rec.cached_tokens[i] = req.cached_tokens
+                rec.preemptions[i] += req.preemptions
+                req.preemptions = 0
+                if req.osl <= 1:  # nothing to decode: done at the prefill worker
+                    w.engine.release_held(req)
+                    req.finish_ns = now
+                    self._complete(req, now)
+                else:
+                    self.handoffs.append((req, w))
+                continue
+            self._complete(req, now)
+        if self.handoffs:
+            self._drain_handoffs(now)
         if w.engine.has_work:
             self._kick(w, now)
         elif w.state == State.DRAINING:
-            self.pool.maybe_stop(w, now)
+            self.pools[w.pool_name].maybe_stop(w, now)
 
+    def _complete(self, req: Request, now: int) -> None:
+        rec = self.records
+        i = req.idx
+        rec.status[i] = Status.COMPLETED
+        rec.first_token_ns[i] = req.first_token_ns
+        rec.finish_ns[i] = req.finish_ns
+        if rec.cached_tokens[i] < 0:
+            rec.cached_tokens[i] = req.cached_tokens
+        rec.preemptions[i] += req.preemptions
+        if self.observer is not None:
+            itl = (req.finish_ns - req.first_token_ns) / (req.osl - 1) / 1e6 if req.osl > 1 else None
+            self.observer.finished((req.first_token_ns - req.arrival_ns) / 1e6, itl, req.isl,
+                                   int(rec.cached_tokens[i]))
+        self.finished_count += 1
+        self.last_completion_ns = now
+        self._in_flight -= 1
+        self._request_ended(i, now)
+
+    # ----------------------------------------------------------------- disagg hand-off
+    def _drain_handoffs(self, now: int) -> None:
+        """Start the KV transfer of each waiting prefilled request, in order, once a decode worker can reserve
+        its blocks; the head waits (and holds its prefill blocks) while none can."""
+        decode = self.decode
+        assert decode is not None
+        while self.handoffs:
+            req, src = self.handoffs[0]
+            best: Worker | None = None
+            for w in decode.routable:
+                w.engine.sync(now, record=False)
+                if w.engine.can_reserve(req) and (best is None or w.engine.pool.used < best.engine.pool.used):
+                    best = w
+            if best is None:
+                self.handoff_wait_peak = max(self.handoff_wait_peak, len(self.handoffs))
+                return
+            self.handoffs.popleft()
+            # the prefill engine holds its blocks until the transfer ends; the decode side gets its own copy
+            dst_req = _decode_copy(req)
+            best.engine.reserve(dst_req)
+            self._touch(best, now)  # the reservation changes its KV budget: replan from the current step
+            dur = transfer_ns(req.isl, self.pool.spec)
+            start = max(now, self._link_free.get(src.id, 0))
+            end = start + dur
+            self._link_free[src.id] = end
+            self.records.worker[req.idx] = best.id
+            self.records.transfer_ns[req.idx] = dur
+            self.q.push(end, Kind.TRANSFER_DONE, (req, src, dst_req, best))
+
+    def _on_transfer_done(self, req: Request, src: Worker, dst_req: Request, dst: Worker, now: int) -> None:
+        src.engine.release_held(req)
+        self._touch(src, now)  # freed blocks may admit waiting prompts from the next step
+        if src.state == State.DRAINING and not src.engine.has_work and not src.engine.busy:
+            self.pools[src.pool_name].maybe_stop(src, now)
+        dst.engine.transferred(dst_req)
+        self._touch(dst, now)
+        if self.handoffs:
+            self._drain_handoffs(now)
+
+    # ----------------------------------------------------------------- sessions, closed loop
     def _request_ended(self, i: int, now: int, refill: bool = True) -> None:
         """Release what depends on request ``i``: its session's next turn, a closed-loop slot."""
         self.ended_count += 1
@@ -312,3 +427,22 @@ class Replay:
         assert self.options.concurrency is not None
         while self._ready and self._in_flight < self.options.concurrency:
             self._dispatch(self._ready.popleft(), now)
+
+
+def transfer_ns(prompt_tokens: int, prefill: PoolSpec) -> int:
+    """KV transfer time of a prompt: its KV bytes (all layers, K and V, KV heads × head size × KV dtype) over the
+    prefill worker's link, plus the fixed latency (engine args ``kv_transfer_bandwidth`` GB/s,
+    ``kv_transfer_latency_ms``)."""
+    args = prefill.args
+    seconds = prompt_tokens * prefill.kv_bytes_per_token / (args.kv_transfer_bandwidth * 1e9)
+    return round(seconds * 1e9 + args.kv_transfer_latency_ms * 1e6)
+
+
+def _decode_copy(req: Request) -> Request:
+    """The decode worker's own copy of a prefilled request (its prompt in KV, first token already out)."""
+    r = Request(req.idx, req.isl, req.osl, req.keys, req.arrival_ns)
+    r.generated = 1
+    r.first_token_ns = req.first_token_ns
+    r.last_token_ns = req.first_token_ns
+    r.cached_tokens = req.cached_tokens
+    return r
