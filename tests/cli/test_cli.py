@@ -134,3 +134,34 @@ def test_request_that_never_fits_is_rejected_and_shown(tmp_path: Path) -> None:
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["requests"] == {"total": 2, "completed": 1, "rejected": 1, "unfinished": 0,
                                "rejected_by_reason": {"exceeds_kv_capacity": 1}}
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--num-workers", "2", "--num-prefill-workers", "1"], ["disagg", "--num-workers"]),
+        (["--extra-engine-args", "{}", "--decode-engine-args", "{}"], ["disagg", "--extra-engine-args"]),
+        (["--prefill-engine-args", '{"worker_type": "decode"}'], ["worker_type", "prefill"]),
+        (["--num-prefill-workers", "0"], ["--num-prefill-workers 0", "planner"]),
+        (["--num-prefill-workers", "1", "--planner-config", '{"mode": "agg"}'], ["mode", "agg", "disagg"]),
+    ],
+)
+def test_bad_disagg_options_exit_2(args: list[str], needles: list[str]) -> None:
+    out = llmreplay("run", "--demo", "--max-requests", "20", *args)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    for needle in needles:
+        assert needle in out.stderr, out.stderr
+
+
+def test_agg_and_disagg_side_by_side(tmp_path: Path) -> None:
+    assert llmreplay("run", "--demo", "--num-workers", "2", "--quiet", "--report-json",
+                     str(tmp_path / "agg.json")).returncode == 0
+    out = llmreplay("run", "--demo", "--num-prefill-workers", "1", "--num-decode-workers", "1",
+                    "--report-json", str(tmp_path / "disagg.json"))
+    assert out.returncode == 0, out.stderr
+    assert "Pool prefill" in out.stdout and "Pool decode" in out.stdout
+    rep = json.loads((tmp_path / "disagg.json").read_text())
+    assert set(rep["pools"]) == {"prefill", "decode"} and rep["config"]["topology"] == "disagg"
+    cmp = llmreplay("compare", str(tmp_path / "agg.json"), str(tmp_path / "disagg.json"))
+    assert "prefill pool: GPU-hours" in cmp.stdout and "agg pool: GPU-hours" in cmp.stdout

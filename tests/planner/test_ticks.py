@@ -129,3 +129,41 @@ def test_scale_up_serves_after_startup_time_and_is_billed_from_the_request() -> 
     assert any(e.reason == "scale_down" for e in planner.events)
     assert any(w.state == State.STOPPED for w in pool.workers)
     assert (res.records.status == 1).all()
+
+
+def make_disagg(cfg: dict[str, Any]) -> Planner:
+    pools = {}
+    for role in ("prefill", "decode"):
+        pool = Pool(PoolSpec(role, EngineArgs(), LinearStep(), 50_000, 1, 512, kv_bytes_per_token=131072),
+                    make_router("round_robin", RouterConfig(), np.random.default_rng(0)), LogHistogram())
+        pool.add_workers(1, 0)
+        pools[role] = pool
+    planner_cfg, _ = parse_planner_config({"optimization_target": "sla", "mode": "disagg", **cfg})
+    return Planner(planner_cfg, pools)
+
+
+def test_disagg_side_without_a_fitted_regression_makes_the_other_partner_not_ready() -> None:
+    planner = make_disagg({"throughput_adjustment_interval": 10})
+    prefill, decode = planner.components
+    assert prefill.regression.ready and decode.regression.ready  # bootstrapped from the perf model
+    decode.regression.coef = None  # as if the decode fit had never succeeded
+    for _ in range(100):
+        planner.arrived(2000, 200)
+    planner.tick(10 * 10**9, start)
+    t = planner.ticks[-1]
+    assert t.reason_throughput_prefill == "partner_not_ready"
+    assert t.reason_throughput_decode == "model_not_ready"
+    assert prefill.floor == 0 and decode.floor == 0  # neither side is sized alone
+
+
+def test_disagg_throughput_sizes_both_sides() -> None:
+    planner = make_disagg({"throughput_adjustment_interval": 10, "max_gpu_budget": -1})
+    for _ in range(500):  # 50 req/s of 4k-token prompts
+        planner.arrived(4000, 300)
+    planner.tick(10 * 10**9, start)
+    t = planner.ticks[-1]
+    assert t.reason_throughput == "scale"
+    assert t.engine_rps_prefill is not None and t.engine_rps_decode is not None
+    assert t.replicas_prefill == t.floor_prefill and t.floor_prefill >= 2  # type: ignore[operator]
+    assert t.replicas_decode == t.floor_decode
+    assert {e.component for e in planner.events} <= {"prefill", "decode"}

@@ -165,7 +165,7 @@ class Engine:
     def reserve(self, req: Request) -> bool:
         """Decode side: reserve KV blocks for ``req``'s prompt before its transfer starts (the cached prefix
         here is shared, not reserved twice). False when the blocks or a sequence slot are not free now."""
-        if len(self.running) + len(self.incoming) + len(self._arrived) >= self.max_seqs:
+        if not self.can_reserve(req):
             return False
         max_units = min(len(req.keys), req.isl // self.T)
         hits, from_lru = self.pool.match_prefix(req.keys, max_units)
@@ -185,8 +185,9 @@ class Engine:
         return True
 
     def can_reserve(self, req: Request) -> bool:
-        """Whether :meth:`reserve` would succeed now (for routing)."""
-        if len(self.running) + len(self.incoming) + len(self._arrived) >= self.max_seqs:
+        """Whether :meth:`reserve` would succeed now. Requests already queued here (preempted ones waiting to
+        recompute, or prompts prefilled locally) go first: a hand-off does not overtake them."""
+        if self.waiting or len(self.running) + len(self.incoming) + len(self._arrived) >= self.max_seqs:
             return False
         hits, from_lru = self.pool.match_prefix(req.keys, min(len(req.keys), req.isl // self.T))
         return _cdiv(req.isl, self.B) - hits * self.U <= self.pool.allocatable - self.U * from_lru
@@ -270,6 +271,8 @@ class Engine:
             if chunks:
                 return self._plan_mixed(now, need0, chunks)
         if self.n_dec == 0:
+            if self.held or self.incoming:
+                return None  # disagg: blocks are tied up by hand-offs; a transfer's end will wake us
             # cannot happen: a request that fits alone is admitted into an empty engine
             raise RuntimeError(f"engine {self.id} stalled with {len(self.waiting)} waiting requests")
         k = 1

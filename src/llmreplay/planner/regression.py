@@ -12,7 +12,10 @@ capacity and load estimates feed it.
 
 Sign rules: a fit with a negative slope is rejected (the previous fit is kept), except the decode
 request-count slope, which is collinear with KV tokens: a value within ``REQUEST_COEF_TOLERANCE`` of zero is
-taken as zero, and a more negative one is clamped to zero and the other slopes refitted without it.
+taken as zero, and a more negative one is clamped to zero and the other slopes refitted without it. The
+attention-work slope (our addition) gets the same treatment, for the same reason: on fresh prompts it is
+P²/2, collinear with the prefill tokens, and a perf model with no attention term (constant, polynomial) fits
+it at −1e-12 by rounding alone.
 
 Observations are kept Dynamo's way: at most ``max_samples``, spread over ``buckets`` equal-width buckets of
 the main axis (prefill tokens, or KV tokens); when full, the oldest sample of the fullest bucket goes, so the
@@ -32,7 +35,8 @@ REQUEST_COEF_TOLERANCE = 1e-6
 
 def fit_linear(x: F64, y: F64, relax: int | None = None) -> F64 | None:
     """Least squares ``y ≈ c0 + x @ c[1:]``. Returns None when a slope is negative, except slope ``relax``
-    (0-based over the columns of ``x``), which is set to zero (refitting the others) when negative."""
+    (0-based over the columns of ``x``): within ``REQUEST_COEF_TOLERANCE`` of zero it is taken as zero; more
+    negative, it is clamped to zero and the other slopes are refitted without it."""
     if x.shape[0] < x.shape[1] + 1:
         return None
     a = np.column_stack([np.ones(x.shape[0]), x])
@@ -126,7 +130,7 @@ class Regression:
 
 
 def prefill_regression() -> Regression:
-    return Regression(("prefill_tokens", "prefill_attention"))
+    return Regression(("prefill_tokens", "prefill_attention"), relax=1)
 
 
 def decode_regression() -> Regression:
@@ -134,4 +138,4 @@ def decode_regression() -> Regression:
 
 
 def agg_regression() -> Regression:
-    return Regression(("prefill_tokens", "decode_kv_tokens", "prefill_attention"), main_axis=0)
+    return Regression(("prefill_tokens", "decode_kv_tokens", "prefill_attention"), relax=2, main_axis=0)
