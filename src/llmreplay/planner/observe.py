@@ -10,6 +10,7 @@ scale down), which filters one-step spikes and is what stops flapping.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,7 @@ class FpmCursor:
     def __init__(self) -> None:
         self.seen = {}
 
-    def new_records(self, w: Worker) -> dict[str, list[int]]:
+    def new_records(self, w: Worker) -> dict[str, Sequence[int]]:
         key = (w.pool_name, w.id)
         start = self.seen.get(key, 0)
         cols = w.engine.fpm.cols
@@ -55,7 +56,7 @@ class FpmCursor:
         return {k: v[start:end] for k, v in cols.items()}
 
 
-def summarize(w: Worker, rec: dict[str, list[int]], window_ns: int) -> WorkerLoad | None:
+def summarize(w: Worker, rec: dict[str, Sequence[int]], window_ns: int) -> WorkerLoad | None:
     """Time-weighted load of a worker over its records of the interval (None: no step ran)."""
     if not rec["t_end_ns"]:
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -464,7 +465,7 @@ class Planner:
 BOOTSTRAP = {"agg": bootstrap_agg, "prefill": bootstrap_prefill, "decode": bootstrap_decode}
 
 
-def _features(role: str, rec: dict[str, list[int]], i: int) -> tuple[float, ...] | None:
+def _features(role: str, rec: dict[str, Sequence[int]], i: int) -> tuple[float, ...] | None:
     """The regression's features of FPM record ``i`` (None: the record does not inform this role's model)."""
     prefill = float(rec["sum_prefill_tokens"][i])
     kv = (rec["decode_kv_first"][i] + rec["decode_kv_last"][i]) / 2
