@@ -349,12 +349,29 @@ def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(out.report, indent=2, allow_nan=False, default=_json_default) + "\n")
         lines.append(f"report JSON: {p}")
+    html = html_report_path(cfg, out.report)
+    if html is not None:
+        from llmreplay.report.html import write_html_report
+
+        lines.append(f"HTML report: {write_html_report(out.report, html)}")
     if cfg.requests_out:
         p = Path(cfg.requests_out)
         p.parent.mkdir(parents=True, exist_ok=True)
         out.records.write(p)
         lines.append(f"per-request records: {p}")
     return lines
+
+
+def html_report_path(cfg: RunConfig, report: dict[str, Any]) -> Path | None:
+    """--report-html, else the planner's ``report_filename`` under ./planner_reports/ (Dynamo's place; a name
+    with a directory part is used as given)."""
+    if cfg.report_html:
+        return Path(cfg.report_html)
+    name = ((report.get("planner") or {}).get("config") or {}).get("report_filename")
+    if not name:
+        return None
+    p = Path(name)
+    return p if p.parent != Path(".") else Path("planner_reports") / p
 
 
 def _json_default(o: object) -> object:

@@ -38,6 +38,34 @@ def _binned_mean(idx: npt.NDArray[np.int64], values: F64, n: int) -> F64:
         return np.where(c > 0, s / np.maximum(c, 1), np.nan)
 
 
+def _integral_per_bin(log: list[tuple[int, int]], wns: int, n: int, horizon_ns: int) -> list[float]:
+    """Exact integral (value × seconds) of a step function (time, value) over each bin, up to the horizon."""
+    out = np.zeros(n)
+    for k, (t, v) in enumerate(log):
+        t_end = log[k + 1][0] if k + 1 < len(log) else horizon_ns
+        a, b = max(t, 0), min(t_end, horizon_ns, n * wns)
+        while a < b and v:
+            i = min(a // wns, n - 1)
+            edge = min(b, (i + 1) * wns)
+            out[i] += v * (edge - a) / 1e9
+            a = edge
+    return [round(float(x), 6) for x in out]
+
+
+def _binned_p90(idx: npt.NDArray[np.int64], values: F64, n: int) -> list[float | None]:
+    out: list[float | None] = [None] * n
+    if values.size == 0:
+        return out
+    order = np.argsort(idx, kind="stable")
+    idx_s, val_s = idx[order], values[order]
+    bounds = np.searchsorted(idx_s, np.arange(n + 1))
+    for i in range(n):
+        a, b = bounds[i], bounds[i + 1]
+        if b > a:
+            out[i] = round(float(np.percentile(val_s[a:b], 90)), 6)
+    return out
+
+
 def _step_series(log: list[tuple[int, int]], edges_ns: npt.NDArray[np.int64]) -> list[int]:
     """Value of a step function (time, value) at each bin end."""
     if not log:
@@ -87,7 +115,9 @@ def build_timeseries(
         "completions": np.bincount(fin_bin, minlength=n)[:n].tolist(),
         "arrival_rps": (np.bincount(arr_bin, minlength=n)[:n] / width).round(6).tolist(),
         "ttft_ms_avg": _nan_to_none(_binned_mean(fin_bin, ttft, n)),
+        "ttft_ms_p90": _binned_p90(fin_bin, ttft, n),
         "itl_ms_avg": _nan_to_none(_binned_mean(itl_bins, itl[has_itl], n)),
+        "itl_ms_p90": _binned_p90(itl_bins, itl[has_itl], n),
         "isl_avg": _nan_to_none(_binned_mean(arr_bin, rec.isl[sent].astype(np.float64), n)),
         "osl_avg": _nan_to_none(_binned_mean(arr_bin, rec.osl[sent].astype(np.float64), n)),
         "prefix_cache_hit_rate": _nan_to_none(hit),
@@ -120,6 +150,8 @@ def build_timeseries(
                 kv = queue = waiting = kv_tok = busy = np.full(n, np.nan)
             workers.append({
                 "id": w.id,
+                "started_s": round(w.created_ns / 1e9, 6),
+                "stopped_s": round(w.stopped_ns / 1e9, 6) if w.stopped_ns >= 0 else None,
                 "kv_used_fraction_max": _nan_to_none(kv),
                 "queued_prefill_tokens_max": _nan_to_none(queue),
                 "waiting_max": _nan_to_none(waiting),
@@ -131,6 +163,8 @@ def build_timeseries(
             "active_workers": _step_series(pool.active_log, edges_end),
             "provisioned_workers": _step_series(pool.provision_log, edges_end),
             "gpus": [v * pool.spec.gpus_per_worker for v in _step_series(pool.provision_log, edges_end)],
+            # exact GPU-seconds provisioned in each interval: their running sum ends at cost.gpu_hours
+            "gpu_seconds": [x * pool.spec.gpus_per_worker for x in _integral_per_bin(pool.provision_log, wns, n, horizon_ns)],
             "workers": workers,
         }
     out["pools"] = pools_out
