@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The main job on the bundled demo trace: 5 minutes of Mooncake traffic, 2 agg workers at start, SLA planner in
+# the loop; prints the metrics table and writes demo_report.json and demo_report.html.
 demo: $(STAMP)
-	$(BIN)/llmreplay run --demo --num-workers 2 --report-json demo_report.json
+	$(BIN)/llmreplay run --demo --num-workers 2 --planner-config examples/demo_planner.json \
+		--report-json demo_report.json --report-html demo_report.html
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -24,4 +27,4 @@ bench: $(STAMP)
 	$(BIN)/pytest -q -m benchmark benchmarks -s
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo_report.json
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo_report.json demo_report.html
