@@ -138,6 +138,63 @@ def compare(
     execute_compare(reports, out)
 
 
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML): base run config and axes.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results table, point reports, chart.")
+                       ] = Path("sweep_out"),
+    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores).")] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) | ray (pip install 'llmreplay[ray]').")
+                        ] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address, e.g. auto (default: local Ray).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """Replay a grid of configs (local processes or Ray), resumably; table + chart of metrics vs the axes."""
+    from llmreplay.cli.sweep_cmd import execute_sweep
+
+    outcome = execute_sweep(sweep_file, out_dir, jobs=jobs, executor=executor, address=address,
+                            progress=not (no_progress or quiet), quiet=quiet, console=out)
+    if outcome.failed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def report(
+    run_json: Annotated[Path, typer.Argument(help="A run report JSON (--report-json of llmreplay run).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Write the HTML report here.")],
+    plotlyjs: Annotated[str, typer.Option(help="inline: embed plotly.js (works offline) | cdn: load it from "
+                                          "cdn.plot.ly (smaller file).")] = "inline",
+) -> None:
+    """Redraw the interactive HTML report from a saved run report JSON."""
+    from llmreplay.cli.report_cmd import execute_report
+
+    execute_report(run_json, output, plotlyjs, out)
+
+
+perf_app = typer.Typer(no_args_is_help=True, help="Inspect perf models: step-time surface and engine capacity.")
+app.add_typer(perf_app, name="perf")
+
+
+@perf_app.command("show")
+def perf_show(
+    engine_args: Annotated[str | None, typer.Option("--engine-args", "--extra-engine-args",
+                                                    help=f"Engine args: {JSON_HELP}.")] = None,
+    isl: Annotated[float, typer.Option(help="Input tokens per request, for the capacity.")] = 3000,
+    osl: Annotated[float, typer.Option(help="Output tokens per request, for the capacity.")] = 150,
+    itl: Annotated[float, typer.Option(help="ITL SLA (ms).")] = 50,
+    ttft: Annotated[float, typer.Option(help="TTFT SLA (ms), checked against one prompt's prefill.")] = 500,
+    html: Annotated[Path | None, typer.Option(help="Also draw the surfaces and capacity curve here (HTML).")] = None,
+    plotlyjs: Annotated[str, typer.Option(help="inline (works offline) | cdn (smaller file).")] = "inline",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    granularity: Annotated[int, typer.Option(help="Planner bootstrap points per axis.")] = 8,
+) -> None:
+    """Step times of an engine's perf model (prefill and decode) and the engine req/s the planner would compute."""
+    from llmreplay.cli.perf_cmd import execute_perf_show
+
+    execute_perf_show(engine_args, isl, osl, itl, ttft, html, plotlyjs, as_json, granularity, out)
+
+
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); our InputError becomes exit 2 without a traceback."""
     try:

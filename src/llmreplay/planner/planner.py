@@ -305,11 +305,17 @@ class Planner:
         if not loads:
             setattr(d, key, "no_fpm_data")
             return None
+        if c.starting():
+            # a worker is still starting and will take its share of this load: only observe (as Dynamo does);
+            # otherwise each tick of the start-up adds one more worker for the same overload
+            setattr(d, key, "scaling_in_progress")
+            return None
         if self.cfg.optimization_target != "sla":
             return self._threshold_load(c, loads, n, d)
         if not c.regression.ready or c.fpm_observations < self.cfg.load_min_observations:
             setattr(d, key, "insufficient_data")
             return None
+
         spec = c.pool.spec
         mbt = spec.args.max_num_batched_tokens
         isl = self.window.mean_isl if self.window.arrivals else (self.tp_window.mean_isl or 0.0)
@@ -353,7 +359,7 @@ class Planner:
         if ttft > ttft_sla or itl > itl_sla or starved:
             setattr(d, key, "scale_up")
             return n + 1
-        if n > 1 and c.starting() == 0 and len(c.history) == c.history.maxlen:
+        if n > 1 and len(c.history) == c.history.maxlen:
             # Would n-1 workers have met the SLA with margin at every peak of the look-back window?
             s = self.cfg.load_scaling_down_sensitivity / 100.0
             m = n - 1
@@ -395,7 +401,7 @@ class Planner:
         if any(u > up for u in util) or (c.role == "decode" and self.handoffs_waiting > 0):
             setattr(d, key, "scale_up")
             return n + 1
-        if n > 1 and c.starting() == 0 and all(u < down or (down == 0.0 and u <= 0.0) for u in util):
+        if n > 1 and all(u < down or (down == 0.0 and u <= 0.0) for u in util):
             setattr(d, key, "scale_down")
             return n - 1
         setattr(d, key, "no_change")

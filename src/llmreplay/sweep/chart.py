@@ -1,0 +1,119 @@
+"""``OUT/sweep.html``: each headline metric against the first axis, one line per value of the other axes.
+
+The questions a sensitivity study asks are "where does the SLA break" and "what does it cost", so latency
+panels carry their SLA line and cost panels sit beside them on the same x axis. Repeats of a point are
+averaged; failed points leave a gap rather than a misleading zero.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from llmreplay.sweep.spec import Sweep
+
+#: (panel title, [(column, dash)], SLA column or None, hover format, y range: "zero" | "data" | "fraction")
+PANELS: tuple[tuple[str, tuple[tuple[str, str], ...], str | None, str, str], ...] = (
+    ("TTFT (ms): avg, p90 dashed", (("ttft_ms.avg", "solid"), ("ttft_ms.p90", "dash")), "sla.ttft_ms", ",.0f",
+     "zero"),
+    ("ITL (ms): avg, p90 dashed", (("itl_ms.avg", "solid"), ("itl_ms.p90", "dash")), "sla.itl_ms", ",.1f", "zero"),
+    # attainment and goodput move by a few percent across a study: from zero they would look flat
+    ("SLA attainment", (("sla.attainment", "solid"),), None, ".1%", "fraction"),
+    ("Goodput (req/s)", (("sla.goodput_rps", "solid"),), None, ",.3f", "data"),
+    ("GPU-hours", (("cost.gpu_hours", "solid"),), None, ",.3f", "zero"),
+    ("Replica transitions, reversals dotted", (("cost.replica_transitions", "solid"), ("cost.reversals", "dot")),
+     None, ",.0f", "zero"),
+)
+COLS = 2
+
+
+def write_chart(path: Path, rows: list[dict[str, Any]], sweep: Sweep) -> Path:
+    """Draw the chart (self-contained HTML, works offline) and swap it in atomically."""
+    from plotly.subplots import make_subplots
+
+    x_axis = sweep.axes[0]
+    others = sweep.axes[1:]
+    n_rows = -(-len(PANELS) // COLS)
+    fig = make_subplots(rows=n_rows, cols=COLS, subplot_titles=[p[0] for p in PANELS], shared_xaxes=True,
+                        vertical_spacing=0.08, horizontal_spacing=0.08)
+    groups = _groups(rows, [a.path for a in others])
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22"]
+    for i, (_title, series, sla_col, fmt, yrange) in enumerate(PANELS):
+        r, c = i // COLS + 1, i % COLS + 1
+        for g, (label, grows) in enumerate(groups.items()):
+            colour = palette[g % len(palette)]
+            for j, (col, dash) in enumerate(series):
+                xs, ys = _mean_by_x(grows, x_axis.path, col)
+                # one legend entry per line of the second axis; clicking it hides that line in every panel
+                fig.add_scatter(x=xs, y=ys, mode="lines+markers", name=label or col, legendgroup=label,
+                                showlegend=bool(label) and i == 0 and j == 0, row=r, col=c,
+                                line={"color": colour, "dash": dash}, marker={"size": 5},
+                                hovertemplate=f"{col}" + (f" · {label}" if label else "")
+                                + f": %{{y:{fmt}}}<extra></extra>")
+        if sla_col is not None:
+            _sla_line(fig, rows, x_axis.path, sla_col, r, c)
+        _y_axis(fig, rows, [col for col, _ in series], yrange, r, c)
+    for c in range(1, COLS + 1):
+        fig.update_xaxes(title_text=x_axis.path, row=n_rows, col=c)
+    by = f", one line per {', '.join(a.path for a in others)}" if others else ""
+    ok = sum(1 for r in rows if r.get("status") == "ok")
+    mean = f", mean of {sweep.spec.repeats} repeats" if sweep.spec.repeats > 1 else ""
+    fig.update_layout(
+        title=f"llmreplay sweep · {Path(sweep.source).name}: metrics vs {x_axis.path}{by} "
+              f"({ok}/{len(rows)} points ok{mean})",
+        height=330 * n_rows + 120, template="plotly_white", hovermode="x unified", showlegend=len(groups) > 1,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.03, "x": 0}, margin={"t": 120},
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+    os.replace(tmp, path)
+    return path
+
+
+def _groups(rows: list[dict[str, Any]], paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Rows split by the values of the non-x axes, labelled ``path=value`` (last path component only)."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        label = ", ".join(f"{p.rsplit('.', 1)[-1]}={r.get(p)}" for p in paths)
+        out[label].append(r)
+    return out
+
+
+def _mean_by_x(rows: list[dict[str, Any]], x_col: str, y_col: str) -> tuple[list[Any], list[float | None]]:
+    """Average over repeats at each x; a point with no ok repeat is a gap (None)."""
+    by_x: dict[Any, list[float]] = {}
+    for r in rows:
+        vals = by_x.setdefault(r.get(x_col), [])
+        y = r.get(y_col)
+        if r.get("status") == "ok" and isinstance(y, (int, float)):
+            vals.append(float(y))
+    return list(by_x), [fmean(v) if v else None for v in by_x.values()]
+
+
+def _sla_line(fig: Any, rows: list[dict[str, Any]], x_col: str, sla_col: str, r: int, c: int) -> None:
+    """A constant SLA is a horizontal line; an SLA that is itself swept is drawn as a dotted series."""
+    values = {float(v) for row in rows if isinstance(v := row.get(sla_col), (int, float))}
+    if len(values) == 1:
+        v = next(iter(values))
+        fig.add_hline(y=v, line={"color": "#555", "dash": "dot", "width": 1}, row=r, col=c,
+                      annotation_text=f"SLA {v:g} ms", annotation_position="top left")
+    elif values:
+        xs, ys = _mean_by_x([row for row in rows if row.get("status") == "ok"], x_col, sla_col)
+        fig.add_scatter(x=xs, y=ys, mode="lines", name="SLA", line={"color": "#555", "dash": "dot", "width": 1},
+                        showlegend=False, row=r, col=c)
+
+
+def _y_axis(fig: Any, rows: list[dict[str, Any]], cols: list[str], yrange: str, r: int, c: int) -> None:
+    """Latency and cost from zero (their size matters); a fraction between the data and 100 %, so a few
+    points of attainment show, and a flat 99 % does not get an axis up to 150 %."""
+    if yrange == "zero":
+        fig.update_yaxes(rangemode="tozero", row=r, col=c)
+    elif yrange == "fraction":
+        ys = [float(v) for row in rows for col in cols if isinstance(v := row.get(col), (int, float))]
+        lo = max(0.0, min(ys, default=0.0) - 0.01)
+        fig.update_yaxes(range=[lo, 1.0 + (1.0 - lo) * 0.03], tickformat=".1%" if lo > 0.5 else ".0%", row=r, col=c)
