@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 REQUEST_COEF_TOLERANCE = 1e-6
+TRIM_SLACK = 32  # samples allowed beyond max_samples before a trim
 
 
 def fit_linear(x: F64, y: F64, relax: int | None = None) -> F64 | None:
@@ -92,9 +93,10 @@ class Regression:
 
     def _trim(self) -> None:
         """Down to ``max_samples``: repeatedly drop the oldest sample of the fullest bucket (buckets span the
-        main axis's current range)."""
+        main axis's current range). Runs once the set has grown by ``TRIM_SLACK`` beyond the limit, so its
+        cost is shared by many fits."""
         excess = len(self._y) - self.max_samples
-        if excess <= 0:
+        if excess <= TRIM_SLACK:
             return
         axis = [x[self.main_axis] for x in self._x]
         lo, hi = min(axis), max(axis)
