@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,aic,ray,arima]'
 	touch $(STAMP)
 
 # The main job on the bundled demo trace: 5 minutes of Mooncake traffic, 2 agg workers at start, SLA planner in

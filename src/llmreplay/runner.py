@@ -22,7 +22,7 @@ from llmreplay.cluster.router import RouterConfig, make_router
 from llmreplay.config import RunConfig
 from llmreplay.engine.config import EngineArgs, format_validation_error, parse_engine_args
 from llmreplay.engine.perf.hw import HardwareSetup, resolve_hardware
-from llmreplay.engine.perf.registry import build_perf_model
+from llmreplay.engine.perf.registry import build_engine_perf_model
 from llmreplay.errors import InputError
 from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords
@@ -70,7 +70,7 @@ def prepare_trace(cfg: RunConfig, trace: Trace | None = None) -> Trace:
 def build_pool_spec(name: str, args: EngineArgs, trace: Trace) -> tuple[PoolSpec, HardwareSetup, list[str]]:
     notes: list[str] = []
     hw = resolve_hardware(args)
-    perf = build_perf_model(args.perf_model, hw)
+    perf = build_engine_perf_model(args, hw)
     if args.aic_backend is not None and args.perf_model == "roofline":
         notes.append(
             f"aic_backend '{args.aic_backend}' given without perf_model: steps are timed by the default "

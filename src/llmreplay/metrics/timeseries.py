@@ -164,7 +164,8 @@ def build_timeseries(
             "provisioned_workers": _step_series(pool.provision_log, edges_end),
             "gpus": [v * pool.spec.gpus_per_worker for v in _step_series(pool.provision_log, edges_end)],
             # exact GPU-seconds provisioned in each interval: their running sum ends at cost.gpu_hours
-            "gpu_seconds": [x * pool.spec.gpus_per_worker for x in _integral_per_bin(pool.provision_log, wns, n, horizon_ns)],
+            "gpu_seconds": [x * pool.spec.gpus_per_worker
+                            for x in _integral_per_bin(pool.provision_log, wns, n, horizon_ns)],
             "workers": workers,
         }
     out["pools"] = pools_out

@@ -19,7 +19,7 @@ from llmreplay.cluster.router import RouterConfig
 from llmreplay.config import RunConfig, build_run_config
 from llmreplay.engine.config import format_validation_error, parse_engine_args
 from llmreplay.engine.perf.hw import resolve_hardware
-from llmreplay.engine.perf.registry import build_perf_model
+from llmreplay.engine.perf.registry import build_engine_perf_model
 from llmreplay.errors import InputError
 from llmreplay.planner.config import parse_planner_config
 from llmreplay.sweep.spec import Sweep, canonical_json
@@ -119,7 +119,7 @@ def _check_point(cfg: RunConfig, checked_engines: set[str]) -> None:
         if text in checked_engines:
             continue
         args = parse_engine_args(raw, source=key)
-        build_perf_model(args.perf_model, resolve_hardware(args))
+        build_engine_perf_model(args, resolve_hardware(args))
         checked_engines.add(text)
     if cfg.planner_config is not None:
         parse_planner_config(cfg.planner_config)

@@ -53,17 +53,18 @@ def test_roofline_overrides(hw: HardwareSetup) -> None:
     ({"kind": 3}, r"'kind' must be a string"),
     ("constant", r"'constant' needs parameter step_ms: write it as an object, e\.g\. \{\"kind\": \"const"),
     ("nonsense", r"unknown kind 'nonsense'"),
-    ("aic", r"'aic' .* not available yet in this version \(issue #8\)"),
-    ({"kind": "table", "path": "x.csv"}, r"'table' .* not available yet .*issue #8"),
+    ({"kind": "aic", "backend": "tensorflow"}, r"unknown backend 'tensorflow'"),
+    ("table", r"'table' needs parameter path: write it as an object, e\.g\. \{\"kind\": \"table\""),
+    ({"kind": "table", "path": "x.csv"}, r"x\.csv: no such file"),
 ])
 def test_bad_specs_are_input_errors(hw: HardwareSetup, spec: Any, pattern: str) -> None:
     with pytest.raises(InputError, match=pattern):
         build_perf_model(spec, hw)
 
 
-def test_registry_lists_future_kinds() -> None:
+def test_registry_lists_every_kind() -> None:
     assert {"roofline", "polynomial", "constant", "aic", "table"} <= set(PERF_KINDS)
-    assert PERF_KINDS["aic"].unavailable and PERF_KINDS["roofline"].unavailable is None
+    assert all(k.unavailable is None and k.build is not None for k in PERF_KINDS.values())
 
 
 # ---- polynomial -------------------------------------------------------------------------------------------

@@ -13,11 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmreplay.engine.config import EngineArgs
+from llmreplay.engine.perf.aic import AIC_PARAMS, build_aic  # AIC itself is imported only when built
 from llmreplay.engine.perf.base import PerfModel
 from llmreplay.engine.perf.constant import ConstantModel
 from llmreplay.engine.perf.hw import HardwareSetup
 from llmreplay.engine.perf.polynomial import DEFAULT_DECODE, DYNAMO_PREFILL, PolynomialModel
 from llmreplay.engine.perf.roofline import RooflineModel, RooflineParams
+from llmreplay.engine.perf.table import TABLE_PARAMS, build_table
 from llmreplay.errors import InputError
 
 Builder = Callable[[Mapping[str, Any], HardwareSetup], PerfModel]
@@ -119,10 +122,11 @@ PERF_KINDS: dict[str, PerfKind] = {
                  {"step_ms": "time of every step, ms (> 0, required)",
                   "prefill_ms_per_token": "extra ms per new prefill token (>= 0, default 0)"},
                  required=("step_ms",), example='{"kind": "constant", "step_ms": 10}', build=_build_constant),
-        PerfKind("aic", "NVIDIA AIConfigurator's database model",
-                 unavailable="is not available yet in this version (issue #8)"),
-        PerfKind("table", "interpolated table of measured step times",
-                 unavailable="is not available yet in this version (issue #8)"),
+        PerfKind("aic", "NVIDIA AIConfigurator's database model (pip install 'llmreplay[aic]')", AIC_PARAMS,
+                 build=build_aic),
+        PerfKind("table", "interpolated table of measured step times", TABLE_PARAMS, required=("path",),
+                 example='{"kind": "table", "path": "measured_steps.csv"}',
+                 build=build_table),
     )
 }
 
@@ -177,3 +181,11 @@ def build_perf_model(spec: str | Mapping[str, Any], hw: HardwareSetup) -> PerfMo
             f"write it as an object, e.g. {example}."
         )
     return kind.build(params, hw)
+
+
+def build_engine_perf_model(args: EngineArgs, hw: HardwareSetup) -> PerfModel:
+    """The perf model of an engine's args: ``perf_model`` with Dynamo's ``aic_backend`` and a folder
+    ``aic_model_path`` filled in when it selects AIC. The one place runs, sweeps and ``perf show`` build it."""
+    from llmreplay.engine.perf.aic import aic_perf_spec
+
+    return build_perf_model(aic_perf_spec(args.perf_model, args.aic_backend, args.model), hw)
