@@ -251,11 +251,13 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
         gpu_hours += gh
         worker_s = pool.worker_seconds(horizon)
         busy_s = sum(w.engine.busy_ns for w in pool.workers) / 1e9
-        peak_kv = 0
+        peak_kv = peak_queue = peak_waiting = 0
         for w in pool.workers:
-            col = w.engine.fpm.cols["kv_used_blocks"]
-            if col:
-                peak_kv = max(peak_kv, max(col))
+            cols = w.engine.fpm.cols
+            if cols["kv_used_blocks"]:
+                peak_kv = max(peak_kv, max(cols["kv_used_blocks"]))
+                peak_queue = max(peak_queue, max(cols["queued_prefill_tokens"]))
+                peak_waiting = max(peak_waiting, max(cols["num_waiting"]))
         peak_workers = max((n for _, n in pool.provision_log), default=0)
         peak_gpus += peak_workers * pool.spec.gpus_per_worker
         pools_out[name] = {
@@ -265,6 +267,10 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
             "gpu_hours": gh,
             "utilization": busy_s / worker_s if worker_s > 0 else None,
             "kv_peak_fraction": peak_kv / pool.spec.num_blocks,
+            "queued_prefill_tokens_peak": peak_queue,  # on one worker
+            "waiting_requests_peak": peak_waiting,  # on one worker
+            # disagg decode pool: most prefilled requests waiting at once for decode KV (the hand-off queue)
+            "handoff_wait_peak": result.extras.get("handoff_wait_peak") if name == "decode" else None,
             "num_gpu_blocks": pool.spec.num_blocks,
             "block_size": pool.spec.args.block_size,
             "kv_capacity_tokens": pool.spec.num_blocks * pool.spec.args.block_size,
@@ -319,6 +325,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
             "simulated_s_per_wall_s": horizon / 1e9 / wall if wall > 0 else None,
             "events": result.events,
             "engine_steps": result.steps,
+            "planner_wall_s": planner.wall_s if planner is not None else None,
             "peak_rss_mb": rss_mb,
             "version": __version__,
         },

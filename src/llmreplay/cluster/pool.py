@@ -43,6 +43,8 @@ class Pool:
     #: (time_ns, active workers after the change)
     active_log: list[tuple[int, int]] = field(default_factory=list)
     _routable: list[Worker] | None = None
+    #: workers per state, kept in step with every transition (the planner asks every tick)
+    _counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
 
     @property
     def name(self) -> str:
@@ -54,6 +56,7 @@ class Pool:
                      self.icl, fast_forward=self.fast_forward)
         w = Worker(wid, eng, self.spec.gpus_per_worker, self.name, now, state)
         self.workers.append(w)
+        self._counts[state] += 1
         self._routable = None
         return w
 
@@ -71,16 +74,14 @@ class Pool:
 
     def activate(self, w: Worker, now: int) -> None:
         if w.state == State.STARTING:
-            w.state = State.ACTIVE
-            self._routable = None
+            self._move(w, State.ACTIVE)
             self._log(now)
 
     def drain_worker(self, now: int, on_stopped: Callable[[Worker], None] | None = None) -> Worker | None:
         """A planner scale-down: the newest routable (or starting) worker stops taking requests."""
         for w in reversed(self.workers):
             if w.state in (State.STARTING, State.ACTIVE):
-                w.state = State.DRAINING
-                self._routable = None
+                self._move(w, State.DRAINING)
                 self.maybe_stop(w, now)
                 self._log(now)
                 return w
@@ -88,7 +89,7 @@ class Pool:
 
     def maybe_stop(self, w: Worker, now: int) -> bool:
         if w.state == State.DRAINING and not w.engine.has_work and not w.engine.busy:
-            w.state = State.STOPPED
+            self._move(w, State.STOPPED)
             w.stopped_ns = now
             self._log(now)
             return True
@@ -100,8 +101,14 @@ class Pool:
             self._routable = [w for w in self.workers if w.state == State.ACTIVE]
         return self._routable
 
+    def _move(self, w: Worker, state: State) -> None:
+        self._counts[w.state] -= 1
+        self._counts[state] += 1
+        w.state = state
+        self._routable = None
+
     def count(self, *states: State) -> int:
-        return sum(1 for w in self.workers if w.state in states)
+        return sum(self._counts[s] for s in states)
 
     def _log(self, now: int) -> None:
         prov = self.count(State.STARTING, State.ACTIVE, State.DRAINING)

@@ -47,6 +47,9 @@ class FpmCursor:
     def __init__(self) -> None:
         self.seen = {}
 
+    def read_all(self, w: Worker) -> bool:
+        return self.seen.get((w.pool_name, w.id), 0) == len(w.engine.fpm)
+
     def new_records(self, w: Worker) -> dict[str, Sequence[int]]:
         key = (w.pool_name, w.id)
         start = self.seen.get(key, 0)

@@ -18,6 +18,7 @@ recorded (:class:`TickDiagnostics`) for the report.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -138,6 +139,7 @@ class Planner:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        t_init = time.perf_counter()  # wall time of bootstrap + ticks, for the report's sim block
         if "agg" in self.pools:
             pool = self.pools["agg"]
             self.components = [_Component("decode", "agg", pool, agg_regression(), pool.spec.gpus_per_worker)]
@@ -167,6 +169,7 @@ class Planner:
             for c in self.components:
                 BOOTSTRAP[c.role](c.regression, c.pool.spec, self.granularity)
         self.handoffs_waiting = 0  # disagg: prefilled requests waiting for decode KV at the last tick
+        self.wall_s = time.perf_counter() - t_init
 
     # ------------------------------------------------------------------ hooks from the replay
     def arrived(self, isl: int, osl: int) -> None:
@@ -182,10 +185,16 @@ class Planner:
         """Run one tick at ``now``; ``start_worker(pool, now)`` provisions a worker (the replay schedules its
         readiness after ``startup_time``); ``handoffs_waiting``: prefilled requests a disagg decode pool has no
         room for (a live planner sees them as queued decode work)."""
+        t0 = time.perf_counter()
+        self._tick(now, start_worker, handoffs_waiting)
+        self.wall_s += time.perf_counter() - t0
+
+    def _tick(self, now: int, start_worker: Any, handoffs_waiting: int) -> None:
         self.handoffs_waiting = handoffs_waiting
         for c in self.components:
             for w in c.pool.workers:
-                w.engine.sync(now)
+                if w.state != State.STOPPED:
+                    w.engine.sync(now)
         d = TickDiagnostics(t_s=round(now / NS, 6))
         tp_due = self.cfg.enable_throughput_scaling and now - self.last_tp_ns >= self.tp_ns
         load_due = self.cfg.enable_load_scaling and now - self.last_load_ns >= self.load_ns
@@ -228,6 +237,8 @@ class Planner:
             loads: list[WorkerLoad] = []
             new_obs = 0
             for w in c.pool.workers:
+                if w.state == State.STOPPED and self.cursor.read_all(w):
+                    continue  # a worker gone for good, every record already read
                 rec = self.cursor.new_records(w)
                 count = len(rec["t_end_ns"])
                 # every record feeds the load summary; the regression, which keeps only max_samples points
