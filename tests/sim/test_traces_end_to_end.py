@@ -69,3 +69,27 @@ def test_same_seed_gives_identical_json_apart_from_wall_clock(shared_traces: Pat
         r.pop("sim")
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert json.dumps(a, sort_keys=True) != json.dumps(c, sort_keys=True)
+
+
+def test_agentic_sessions_release_each_turn_after_the_previous_one() -> None:
+    """Multi-turn sessions end to end: turn k is sent when turn k-1 finished plus its think time, and its growing
+    prompt hits the prefix the previous turn left in the cache."""
+    from llmreplay.trace.synth import agentic
+
+    trace = agentic(rate=2.0, duration_s=300, seed=3)
+    out = run(build_run_config({"num_workers": 2}), trace=trace)
+    rec = out.records
+    assert out.report["requests"]["completed"] == len(trace)
+    prev: dict[int, int] = {}
+    checked = 0
+    for i in np.argsort(rec.arrival_ns, kind="stable"):
+        s = int(trace.session[i])
+        if s < 0:
+            continue
+        if s in prev:
+            j = prev[s]
+            assert rec.arrival_ns[i] == rec.finish_ns[j] + trace.delay_ns[i]
+            checked += 1
+        prev[s] = int(i)
+    assert checked > 100
+    assert out.report["metrics"]["prefix_cache_hit_rate"] > 0.5  # later turns reuse the earlier turns' KV
