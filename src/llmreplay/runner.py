@@ -346,7 +346,6 @@ def count_reversals(events: list[ScalingEvent], window_s: float) -> int:
 
 def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
     """Write the files the config asks for; return one line per file written."""
-    import json
 
     lines: list[str] = []
     if cfg.report_json:
@@ -354,7 +353,7 @@ def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
         if p.is_dir():
             p = p / "llmreplay_report.json"
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(out.report, indent=2, allow_nan=False, default=_json_default) + "\n")
+        p.write_text(dump_report(out.report))
         lines.append(f"report JSON: {p}")
     html = html_report_path(cfg, out.report)
     if html is not None:
@@ -379,6 +378,13 @@ def html_report_path(cfg: RunConfig, report: dict[str, Any]) -> Path | None:
         return None
     p = Path(name)
     return p if p.parent != Path(".") else Path("planner_reports") / p
+
+
+def dump_report(report: dict[str, Any]) -> str:
+    """The run report as written to disk: indented JSON, no NaN (a missing value is null)."""
+    import json
+
+    return json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n"
 
 
 def _json_default(o: object) -> object:

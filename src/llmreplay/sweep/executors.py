@@ -8,7 +8,6 @@ study should not lose 30 results to one bad corner of the grid.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import time
@@ -20,7 +19,7 @@ from typing import Any, Literal
 
 from llmreplay.config import RunConfig
 from llmreplay.errors import InputError
-from llmreplay.runner import _json_default, run
+from llmreplay.runner import dump_report, run
 from llmreplay.trace.model import Trace
 
 #: (trace path, trace_format, trace_block_size): the inputs of ``load_trace``, so each distinct file loads once
@@ -59,11 +58,6 @@ class PointResult:
 def trace_key(cfg: RunConfig) -> TraceKey:
     assert cfg.trace is not None  # checked by grid.point_configs
     return (cfg.trace, cfg.trace_format, cfg.trace_block_size)
-
-
-def dump_report(report: dict[str, Any]) -> str:
-    """The report as ``runner.write_outputs`` writes it (same dumper, so the files are interchangeable)."""
-    return json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n"
 
 
 def run_point(task: PointTask, traces: Traces) -> PointResult:
