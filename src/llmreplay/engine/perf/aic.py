@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from llmreplay.engine.perf.base import F64, I64, PerfModel
+from llmreplay.engine.perf.base import F64, I64, PerfModel, prefill_chunks
 from llmreplay.engine.perf.hw import HardwareSetup
 from llmreplay.engine.perf.models import MODELS, get_model, kv_dtype_name
 from llmreplay.errors import InputError
@@ -509,9 +509,9 @@ class AicModel(PerfModel):
         n_decode: int,
         decode_kv_tokens: int,
     ) -> float:
-        chunks = [(int(n), int(c)) for n, c in zip(prefill_new, prefill_ctx, strict=True) if n > 0]
+        chunks = prefill_chunks(prefill_new, prefill_ctx)
         if not chunks:
-            return float(self.decode_steps_s(n_decode, np.asarray([decode_kv_tokens], dtype=np.int64))[0])
+            return self.decode_step_s(n_decode, decode_kv_tokens)
         if len(chunks) == 1 and n_decode <= 0:
             return self.prefill_ms(*chunks[0]) * 1e-3
         total = sum(n for n, _ in chunks) + max(n_decode, 0)

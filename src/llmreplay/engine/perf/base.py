@@ -48,6 +48,16 @@ class PerfModel(ABC):
         """One line for the run header (what times the steps)."""
         return self.kind
 
+    def decode_step_s(self, n_decode: int, decode_kv_tokens: int) -> float:
+        """One decode-only step, through the vectorised path, so a ``step_s`` without prefill agrees with
+        ``decode_steps_s`` to the last bit."""
+        return float(self.decode_steps_s(n_decode, np.asarray([decode_kv_tokens], dtype=np.int64))[0])
+
+
+def prefill_chunks(prefill_new: Sequence[int], prefill_ctx: Sequence[int]) -> list[tuple[int, int]]:
+    """(new tokens, context) of each prefill chunk that has new tokens."""
+    return [(int(n), int(c)) for n, c in zip(prefill_new, prefill_ctx, strict=True) if n > 0]
+
 
 def to_ns(seconds: F64, speedup_ratio: float) -> I64:
     """Seconds → integer nanoseconds (>= 1) after dividing by the engine's ``speedup_ratio``. All engine

@@ -63,7 +63,7 @@ class PolynomialModel(PerfModel):
         n_decode: int,
         decode_kv_tokens: int,
     ) -> float:
-        dec = float(self.decode_steps_s(n_decode, np.asarray([decode_kv_tokens], dtype=np.int64))[0])
+        dec = self.decode_step_s(n_decode, decode_kv_tokens)
         tokens = int(sum(prefill_new))
         if tokens <= 0:
             return dec

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from llmreplay.engine.perf.base import F64, I64, PerfModel
+from llmreplay.engine.perf.base import F64, I64, PerfModel, prefill_chunks
 from llmreplay.engine.perf.hw import HardwareSetup
 
 #: Fixed time of one engine step, seconds: vLLM's scheduler and input preparation, CUDA-graph replay or
@@ -176,10 +176,9 @@ class RooflineModel(PerfModel):
         n_decode: int,
         decode_kv_tokens: int,
     ) -> float:
-        chunks = [(int(n), int(c)) for n, c in zip(prefill_new, prefill_ctx, strict=True) if n > 0]
+        chunks = prefill_chunks(prefill_new, prefill_ctx)
         if not chunks:
-            # the same arithmetic as the vectorised path, so both agree to the last bit
-            return float(self.decode_steps_s(n_decode, np.asarray([decode_kv_tokens], dtype=np.int64))[0])
+            return self.decode_step_s(n_decode, decode_kv_tokens)
         tokens = sum(n for n, _ in chunks) + n_decode
         fixed = self._overhead + self.gemm_s(tokens, len(chunks) + n_decode) + self.allreduce_s(tokens)
         fixed += sum(self.prefill_attention_s(n, c) for n, c in chunks)

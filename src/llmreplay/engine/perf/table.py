@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from llmreplay.engine.perf.base import F64, I64, PerfModel
+from llmreplay.engine.perf.base import F64, I64, PerfModel, prefill_chunks
 from llmreplay.engine.perf.hw import HardwareSetup
 from llmreplay.errors import InputError
 
@@ -355,9 +355,9 @@ class TableModel(PerfModel):
         n_decode: int,
         decode_kv_tokens: int,
     ) -> float:
-        chunks = [(int(n), int(c)) for n, c in zip(prefill_new, prefill_ctx, strict=True) if n > 0]
+        chunks = prefill_chunks(prefill_new, prefill_ctx)
         if not chunks:
-            return float(self.decode_steps_s(n_decode, np.asarray([decode_kv_tokens], dtype=np.int64))[0])
+            return self.decode_step_s(n_decode, decode_kv_tokens)
         tokens = sum(n for n, _ in chunks) + max(n_decode, 0)
         ms = self.prefill.at(tokens) + self.attn_ms_per_pair * sum(n * c for n, c in chunks)
         if n_decode > 0:
