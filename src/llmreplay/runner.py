@@ -240,8 +240,8 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
     sla = Sla(cfg.sla_ttft_ms, cfg.sla_itl_ms, cfg.sla_e2e_ms)
     if not sla.any and planner is not None:  # the goodput SLA defaults to the planner's targets
         sla = Sla(planner.cfg.ttft, planner.cfg.itl, None)
-    sla_out = compute_sla(rec, sla, metrics["duration_s"], warmup_ns)
     good = good_mask(rec, sla, warmup_ns) if sla.any else None
+    sla_out = compute_sla(rec, sla, metrics["duration_s"], warmup_ns, good)
     horizon = result.horizon_ns
     pools_out: dict[str, Any] = {}
     gpu_hours = 0.0

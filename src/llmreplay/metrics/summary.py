@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,12 +145,15 @@ def compute_metrics(
     }
 
 
-def compute_sla(rec: RequestRecords, sla: Sla, duration_s: float, warmup_ns: int = 0) -> dict[str, Any]:
+def compute_sla(rec: RequestRecords, sla: Sla, duration_s: float, warmup_ns: int = 0,
+                good: npt.NDArray[np.bool_] | None = None) -> dict[str, Any]:
+    """SLA block of the report; ``good`` is :func:`good_mask`'s result when the caller already has it."""
     out: dict[str, Any] = {"ttft_ms": sla.ttft_ms, "itl_ms": sla.itl_ms, "e2e_ms": sla.e2e_ms,
                            "attainment": None, "goodput_rps": None, "good_requests": None}
     if not sla.any:
         return out
-    good = good_mask(rec, sla, warmup_ns)
+    if good is None:
+        good = good_mask(rec, sla, warmup_ns)
     sent = np.where(rec.arrival_ns >= 0, rec.arrival_ns, rec.trace_arrival_ns)
     population = int((sent >= warmup_ns).sum())
     n_good = int(good.sum())
@@ -159,9 +161,3 @@ def compute_sla(rec: RequestRecords, sla: Sla, duration_s: float, warmup_ns: int
     out["attainment"] = n_good / population if population else None
     out["goodput_rps"] = n_good / duration_s if duration_s > 0 else None
     return out
-
-
-def finite_or_none(x: float | None) -> float | None:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return None
-    return x
