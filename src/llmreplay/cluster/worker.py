@@ -31,7 +31,3 @@ class Worker:
         self.kick_pending = False
         self.created_ns = created_ns
         self.stopped_ns = -1
-
-    @property
-    def routable(self) -> bool:
-        return self.state == State.ACTIVE

@@ -131,8 +131,6 @@ class Engine:
         self.preemptions = 0
         self.prompt_tokens_admitted = 0
         self.cached_tokens_admitted = 0
-        self.units_referenced = 0
-        self.units_hit = 0
 
     # ------------------------------------------------------------------ public API
     @property
@@ -142,10 +140,6 @@ class Engine:
     @property
     def has_work(self) -> bool:
         return bool(self.running or self.waiting or self._arrived)
-
-    @property
-    def num_requests(self) -> int:
-        return len(self.running) + len(self.waiting)
 
     def add(self, req: Request) -> None:
         """A routed request joins the waiting queue (scheduled at the next step boundary)."""
@@ -370,8 +364,6 @@ class Engine:
                 req.cached_tokens = computed
                 self.prompt_tokens_admitted += req.isl
                 self.cached_tokens_admitted += computed
-                self.units_referenced += len(req.keys)
-                self.units_hit += hits
             self.running[req.idx] = req
             self.prefilling.append(req)
             chunks.append((req, new))

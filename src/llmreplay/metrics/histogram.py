@@ -54,13 +54,6 @@ class LogHistogram:
         self.min = min(self.min, int(values.min()))
         self.max = max(self.max, int(values.max()))
 
-    def merge(self, other: LogHistogram) -> None:
-        self.counts += other.counts
-        self.total_weight += other.total_weight
-        self.total_sum += other.total_sum
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
     def mean(self) -> float:
         return self.total_sum / self.total_weight if self.total_weight else math.nan
 

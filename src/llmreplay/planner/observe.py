@@ -123,10 +123,6 @@ class TrafficWindow:
         self.prompt_tokens += isl
         self.cached_tokens += max(cached, 0)
 
-    def merge(self, other: TrafficWindow) -> None:
-        for f in self.__dataclass_fields__:
-            setattr(self, f, getattr(self, f) + getattr(other, f))
-
     @property
     def mean_isl(self) -> float:
         return self.isl_sum / self.arrivals if self.arrivals else math.nan

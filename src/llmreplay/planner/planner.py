@@ -114,7 +114,6 @@ class _Component:
     regression: Regression
     gpus: int
     floor: int = 0
-    last_scale_up_ns: int = -1
     fpm_observations: int = 0
     #: per load tick: cluster totals (queued prefill, decode requests, decode KV, prefill tokens/step) at
     #: their interval peaks; a scale-down must fit every entry (see SCALE_DOWN_LOOKBACK)
@@ -450,7 +449,6 @@ class Planner:
         if target > current:
             for _ in range(target - current):
                 start_worker(c.pool, now)
-            c.last_scale_up_ns = now
             c.history.clear()  # a scale-up restarts the look-back: the load that caused it must age out
         else:
             for _ in range(current - target):

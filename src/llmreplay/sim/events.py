@@ -25,12 +25,11 @@ class Kind(IntEnum):
 
 
 class EventQueue:
-    __slots__ = ("_heap", "_seq", "popped")
+    __slots__ = ("_heap", "_seq")
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, int, int, Any]] = []
         self._seq = 0
-        self.popped = 0
 
     def push(self, t: int, kind: Kind, payload: Any = None) -> None:
         self._seq += 1
@@ -44,7 +43,6 @@ class EventQueue:
 
     def pop(self) -> tuple[int, int, Any]:
         t, _, _, kind, payload = heapq.heappop(self._heap)
-        self.popped += 1
         return t, kind, payload
 
     def __len__(self) -> int:

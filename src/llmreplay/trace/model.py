@@ -64,33 +64,6 @@ class Trace:
             self._prefix_keys = chain_prefix_keys(self.hash_offsets, self.hash_ids)
         return self._prefix_keys
 
-    def subset(self, idx: npt.NDArray[np.intp]) -> Trace:
-        """A new trace holding the requests at ``idx`` (in that order), with its own CSR block arrays."""
-        starts = self.hash_offsets[idx]
-        ends = self.hash_offsets[idx + 1]
-        lengths = ends - starts
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        if self.hash_ids.shape[0]:
-            gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
-            hash_ids = self.hash_ids[gather]
-        else:
-            hash_ids = np.zeros(0, dtype=np.int64)
-        return Trace(
-            arrival_ns=self.arrival_ns[idx].copy(),
-            isl=self.isl[idx].copy(),
-            osl=self.osl[idx].copy(),
-            hash_offsets=offsets,
-            hash_ids=hash_ids,
-            session=self.session[idx].copy(),
-            delay_ns=self.delay_ns[idx].copy(),
-            line=self.line[idx].copy(),
-            block_size=self.block_size,
-            source=self.source,
-            format=self.format,
-            notes=list(self.notes),
-        )
-
 
 def chain_prefix_keys(offsets: I64, ids: I64) -> I64:
     """Chained 64-bit prefix keys: key j = mix(key j-1, id j), a splitmix64-style hash, so equal keys mean equal
@@ -116,10 +89,3 @@ def chain_prefix_keys(offsets: I64, ids: I64) -> I64:
             keys[at] = h
             prev[live] = h
     return keys.view(np.int64)
-
-
-def empty_columns(n: int) -> dict[str, I64]:
-    return {
-        "session": np.full(n, -1, dtype=np.int64),
-        "delay_ns": np.full(n, -1, dtype=np.int64),
-    }
