@@ -6,15 +6,14 @@ The report's ``config`` block is this model dumped with defaults filled in and o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmreplay.engine.config import format_validation_error
 from llmreplay.errors import InputError
+from llmreplay.fileio import parse_json, read_structured
 
 OUTPUT_FIELDS = ("report_json", "report_html", "requests_out")
 
@@ -89,10 +88,7 @@ def load_json_option(value: str | dict[str, Any] | None, option: str, base_dir: 
         return value
     text = value.strip()
     if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{option}: invalid inline JSON ({exc.msg} at column {exc.colno}).") from None
+        obj = parse_json(text, f"{option} (inline)")
     else:
         path = Path(text[1:] if text.startswith("@") else text)
         if base_dir is not None and not path.is_absolute():
@@ -106,15 +102,8 @@ def load_json_option(value: str | dict[str, Any] | None, option: str, base_dir: 
 
 
 def read_mapping_file(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{what}: cannot read {path}: {exc.strerror}.") from None
-    try:
-        obj = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{what}: {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                         f"{str(exc).splitlines()[0]}") from None
+    """A config file: JSON by extension, else YAML; it must hold a mapping."""
+    obj = read_structured(path, what)
     if obj is None:
         obj = {}
     if not isinstance(obj, dict):

@@ -1,0 +1,110 @@
+"""Reading user files and writing outputs safely: the one place that turns file-system and encoding trouble
+into an :class:`InputError` (exit 2, one paragraph), and that writes every output atomically.
+
+Why one module: a non-UTF-8 config, a YAML alias bomb, JSON nested 100k deep or a read-only output folder
+are the same class of user mistake wherever they happen, and each used to surface as a traceback in a
+different place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmreplay.errors import InputError
+
+#: YAML aliases allowed in one document. Real configs use a handful; an alias bomb ("billion laughs") needs
+#: many to blow up, so a small cap stops it before expansion costs anything.
+MAX_YAML_ALIASES = 100
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The whole file as UTF-8 text (a BOM is allowed). Missing, unreadable or non-UTF-8 → InputError."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{what}: {p} is a folder, not a file.") from None
+    except OSError as exc:
+        raise InputError(f"{what}: cannot read {p}: {exc.strerror or exc}.") from None
+    return decode_utf8(data, p, what)
+
+
+def decode_utf8(data: bytes, path: str | Path, what: str) -> str:
+    """Decode UTF-8 (BOM allowed); name the line and byte of the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{what}: {path} is not UTF-8 text (line {line}, byte offset {exc.start}: "
+            f"{data[exc.start:exc.start + 1]!r}). Save the file as UTF-8."
+        ) from None
+
+
+class _BoundedSafeLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with a cap on aliases, so an alias bomb fails fast instead of eating memory."""
+
+    _aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} YAML aliases: this looks like an alias bomb")
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """Safe YAML (no Python objects, at most ``MAX_YAML_ALIASES`` aliases)."""
+    try:
+        return yaml.load(text, Loader=_BoundedSafeLoader)  # a SafeLoader subclass: no Python objects
+    except yaml.YAMLError as exc:
+        raise InputError(f"{what} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InputError(f"{what}: YAML nested too deeply to be a config.") from None
+
+
+def parse_json(text: str, what: str) -> Any:
+    """JSON with Python's parser; a syntax error or absurd nesting → InputError naming line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except RecursionError:
+        raise InputError(f"{what}: JSON nested too deeply to be a config or report.") from None
+
+
+def read_structured(path: str | Path, what: str) -> Any:
+    """A .json file as JSON, anything else as YAML (a superset of JSON)."""
+    p = Path(path)
+    text = read_text(p, what)
+    where = f"{what}: {p}"
+    return parse_json(text, where) if p.suffix.lower() == ".json" else parse_yaml(text, where)
+
+
+def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename, so a
+    failed write never leaves a truncated file where a good one was. File-system errors → InputError."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write {p}: {exc.strerror or exc}.") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"{what}: cannot write {p}: {exc.strerror or exc}.") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
