@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 traces=${TRACES:-$here/../../shared/traces}
 out=${1:-agg_vs_disagg}
 mkdir -p "$out"
-engine='{"aic_system":"h200_sxm","aic_model_path":"nvidia/Llama-3.1-8B-Instruct-FP8","aic_tp_size":1}'
+engine='{"gpu":"h200_sxm","model":"nvidia/Llama-3.1-8B-Instruct-FP8","tp":1}'
 sla=(--sla-ttft-ms 2000 --sla-itl-ms 30)
 
 run() {  # name trace extra-args...

@@ -71,11 +71,6 @@ def build_pool_spec(name: str, args: EngineArgs, trace: Trace) -> tuple[PoolSpec
     notes: list[str] = []
     hw = resolve_hardware(args)
     perf = build_engine_perf_model(args, hw)
-    if args.aic_backend is not None and args.perf_model == "roofline":
-        notes.append(
-            f"aic_backend '{args.aic_backend}' given without perf_model: steps are timed by the default "
-            "roofline model; pass \"perf_model\": \"aic\" to use AIConfigurator."
-        )
     if args.num_gpu_blocks is not None:
         blocks = args.num_gpu_blocks
     else:
@@ -91,7 +86,8 @@ def build_pool_spec(name: str, args: EngineArgs, trace: Trace) -> tuple[PoolSpec
             f"engine args: max_num_batched_tokens ({args.max_num_batched_tokens}) must be >= max_num_seqs "
             f"({args.max_num_seqs}), as vLLM requires, so every running request can decode each step."
         )
-    spec = PoolSpec(name, args, perf, blocks, hw.tp, unit if trace.has_hashes else max(unit, args.block_size))
+    spec = PoolSpec(name, args, perf, blocks, hw.tp, unit if trace.has_hashes else max(unit, args.block_size),
+                    kv_bytes_per_token=hw.kv_bytes_per_token)
     return spec, hw, notes
 
 

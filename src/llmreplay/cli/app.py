@@ -6,17 +6,56 @@ traceback; a bug exits 1.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from llmreplay.errors import InputError
 
-app = typer.Typer(
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_input_error(exc: InputError) -> None:
+    """The one way a user's mistake is shown: one paragraph on stderr, user text escaped (a ``[`` in a path
+    must not be read as console markup)."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+def error_boundary(func: F) -> F:
+    """Every command runs inside this: an :class:`InputError` becomes exit code 2 with one paragraph."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            report_input_error(exc)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class BoundedTyper(typer.Typer):
+    """A Typer whose commands all run inside :func:`error_boundary` (commands added later included)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: F) -> F:
+            register(error_boundary(func))
+            return func
+
+        return decorator
+
+
+app = BoundedTyper(
     add_completion=False,
     no_args_is_help=True,
     help="Replay LLM request traces against simulated vLLM-style engines: what would my cluster have done?",
@@ -172,7 +211,7 @@ def report(
     execute_report(run_json, output, plotlyjs, out)
 
 
-perf_app = typer.Typer(no_args_is_help=True, help="Inspect perf models: step-time surface and engine capacity.")
+perf_app = BoundedTyper(no_args_is_help=True, help="Inspect perf models: step-time surface and engine capacity.")
 app.add_typer(perf_app, name="perf")
 
 
@@ -200,7 +239,7 @@ def main() -> None:
     try:
         app()
     except InputError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        report_input_error(exc)
         sys.exit(2)
 
 

@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from llmreplay.errors import InputError
 
 DEFAULT_GPU = "h200_sxm"
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+#: Dynamo's mocker names for the hardware keys: writing any of them without ``perf_model`` selects AIC, as in
+#: Dynamo (the mocker times steps with AIConfigurator when it is given an AIC system/model)
+DYNAMO_AIC_KEYS = ("aic_system", "aic_model_path", "aic_tp_size", "aic_backend")
 
 
 class EngineArgs(BaseModel):
@@ -59,6 +70,22 @@ class EngineArgs(BaseModel):
     )
     tp: int | None = Field(None, gt=0, alias="aic_tp_size", description="Tensor-parallel size (GPUs per worker).")
     aic_backend: str | None = Field(None, description="Dynamo's AIC backend name (vllm, sglang, trtllm).")
+
+    #: True when ``perf_model`` was not written and Dynamo's ``aic_*`` names selected AIC
+    _aic_by_dynamo_names: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _dynamo_names_select_aic(cls, data: Any, handler: ModelWrapValidatorHandler[EngineArgs]) -> EngineArgs:
+        implied = isinstance(data, dict) and "perf_model" not in data and any(k in data for k in DYNAMO_AIC_KEYS)
+        args = handler({**data, "perf_model": "aic"} if implied else data)
+        if implied:
+            args._aic_by_dynamo_names = True
+        return args
+
+    @property
+    def aic_selected_by_dynamo_names(self) -> bool:
+        return self._aic_by_dynamo_names
 
     @model_validator(mode="after")
     def _check(self) -> EngineArgs:

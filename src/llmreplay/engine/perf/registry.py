@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmreplay.engine.config import EngineArgs
+from llmreplay.engine.config import DYNAMO_AIC_KEYS, EngineArgs
 from llmreplay.engine.perf.aic import AIC_PARAMS, build_aic  # AIC itself is imported only when built
 from llmreplay.engine.perf.base import PerfModel
 from llmreplay.engine.perf.constant import ConstantModel
@@ -22,6 +22,9 @@ from llmreplay.engine.perf.polynomial import DEFAULT_DECODE, DYNAMO_PREFILL, Pol
 from llmreplay.engine.perf.roofline import RooflineModel, RooflineParams
 from llmreplay.engine.perf.table import TABLE_PARAMS, build_table
 from llmreplay.errors import InputError
+
+#: Dynamo's engine-arg name → the :class:`EngineArgs` field it sets
+_FIELD_OF_KEY = {"aic_system": "gpu", "aic_model_path": "model", "aic_tp_size": "tp", "aic_backend": "aic_backend"}
 
 Builder = Callable[[Mapping[str, Any], HardwareSetup], PerfModel]
 
@@ -185,7 +188,18 @@ def build_perf_model(spec: str | Mapping[str, Any], hw: HardwareSetup) -> PerfMo
 
 def build_engine_perf_model(args: EngineArgs, hw: HardwareSetup) -> PerfModel:
     """The perf model of an engine's args: ``perf_model`` with Dynamo's ``aic_backend`` and a folder
-    ``aic_model_path`` filled in when it selects AIC. The one place runs, sweeps and ``perf show`` build it."""
-    from llmreplay.engine.perf.aic import aic_perf_spec
+    ``aic_model_path`` filled in when it selects AIC. The one place runs, sweeps and ``perf show`` build it.
 
+    Dynamo's hardware names (``aic_system``, ``aic_model_path``, ``aic_tp_size``, ``aic_backend``) without a
+    ``perf_model`` select AIC, as Dynamo's mocker does; without the extra that is an error naming both fixes
+    rather than a silent fall-back to the roofline (a Dynamo user's command must give Dynamo's model)."""
+    from llmreplay.engine.perf.aic import INSTALL_HINT, aic_available, aic_perf_spec
+
+    if args.aic_selected_by_dynamo_names and not aic_available():
+        used = ", ".join(k for k in DYNAMO_AIC_KEYS if getattr(args, _FIELD_OF_KEY[k]) is not None)
+        raise InputError(
+            f"engine args use Dynamo's AIConfigurator names ({used}) without perf_model, so steps are timed by "
+            f"AIConfigurator as in Dynamo, and it is not installed. Either install it ({INSTALL_HINT}), or set "
+            "\"perf_model\" (e.g. \"roofline\", the default for llmreplay's own names gpu/model/tp)."
+        )
     return build_perf_model(aic_perf_spec(args.perf_model, args.aic_backend, args.model), hw)
