@@ -101,6 +101,17 @@ def load_json_option(value: str | dict[str, Any] | None, option: str, base_dir: 
     return obj
 
 
+def _option_file_dir(value: Any, base_dir: Path | None) -> Path | None:
+    """The folder of the file a JSON-valued option names (None: inline JSON or no option)."""
+    if not isinstance(value, str) or value.strip().startswith("{"):
+        return None
+    text = value.strip()
+    path = Path(text[1:] if text.startswith("@") else text)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return path.resolve().parent
+
+
 def read_mapping_file(path: Path, what: str) -> dict[str, Any]:
     """A config file: JSON by extension, else YAML; it must hold a mapping."""
     obj = read_structured(path, what)
@@ -115,10 +126,15 @@ def build_run_config(values: dict[str, Any], source: str = "run config", base_di
                      ) -> RunConfig:
     """Validate a mapping of run options; relative paths in a config file resolve against its folder."""
     values = dict(values)
+    schedule_dir = _option_file_dir(values.get("planner_config"), base_dir) or base_dir
     for key in ("extra_engine_args", "prefill_engine_args", "decode_engine_args", "planner_config",
                 "router_config"):
         if key in values:
             values[key] = load_json_option(values[key], "--" + key.replace("_", "-"), base_dir)
+    planner = values.get("planner_config")
+    if isinstance(planner, dict) and isinstance(planner.get("schedule"), str) and schedule_dir is not None:
+        # policy scripted: the schedule CSV resolves against the folder of the file that names it
+        values["planner_config"] = {**planner, "schedule": str(schedule_dir / planner["schedule"])}
     if base_dir is not None and isinstance(values.get("trace"), str):
         t = Path(values["trace"])
         if not t.is_absolute():

@@ -30,6 +30,7 @@ from llmreplay.metrics.summary import Sla, compute_metrics, compute_sla, good_ma
 from llmreplay.metrics.timeseries import build_timeseries
 from llmreplay.planner.config import PlannerConfig, parse_planner_config
 from llmreplay.planner.planner import Planner, ScalingEvent
+from llmreplay.planner.scripted import ScriptedPolicy
 from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
 from llmreplay.trace import load_trace
 from llmreplay.trace.model import Trace
@@ -189,8 +190,12 @@ def run(
                             fast_forward=cfg.fast_forward, progress=progress,
                             local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens)
     replay = Replay(trace, topo.pools, options)
-    planner: Planner | None = None
-    if planner_cfg is not None:
+    planner: Planner | ScriptedPolicy | None = None
+    if planner_cfg is not None and planner_cfg.policy == "scripted":
+        planner = scripted = ScriptedPolicy(planner_cfg, topo.pools)
+        for t_ns in scripted.times_ns:
+            replay.at(t_ns, lambda r, t: scripted.apply(t, r.start_worker))
+    elif planner_cfg is not None:
         planner = Planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
         if planner.period_ns > 0:
             replay.observer = planner
@@ -213,15 +218,15 @@ def run(
     sizes = ", ".join(f"{n} {name}" for name, n in topo.start_workers.items())
     header.append(
         f"cluster: {'disagg' if topo.disagg else 'agg'}, {sizes} worker(s) at start, router {topo.router_name}"
-        + (f", planner {planner_cfg.optimization_target} ({planner_cfg.load_predictor} predictor)"
-           if planner_cfg is not None else ", no planner")
+        + (", no planner" if planner_cfg is None else ", scripted schedule" if planner_cfg.policy == "scripted"
+           else f", planner {planner_cfg.optimization_target} ({planner_cfg.load_predictor} predictor)")
     )
     report = build_report(cfg, trace, topo, result, wall0, planner)
     return RunOutput(report, result.records, result, trace, header, notes + list(trace.notes))
 
 
 def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayResult, wall0: float,
-                 planner: Planner | None = None) -> dict[str, Any]:
+                 planner: Planner | ScriptedPolicy | None = None) -> dict[str, Any]:
     rec = result.records
     warmup_ns = int(cfg.warmup_s * 1e9)
     engines = [w.engine for p in result.pools.values() for w in p.workers]

@@ -41,6 +41,12 @@ TARGET_THRESHOLDS = {
 class PlannerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    policy: Literal["llmreplay", "scripted"] = Field(
+        "llmreplay", description="Who decides: llmreplay (the SLA planner), scripted (follow `schedule`)."
+    )
+    schedule: str | list[dict[str, Any]] | None = Field(
+        None, description="policy scripted: CSV t_s,component,replicas (path relative to the config's folder)."
+    )
     mode: Literal["agg", "disagg"] | None = Field(None, description="agg or disagg; default: from the topology.")
     optimization_target: Literal["throughput", "latency", "load", "sla"] = Field(
         "throughput", description="sla: scale on predicted TTFT/ITL; others: static thresholds (Dynamo's)."
@@ -74,6 +80,9 @@ class PlannerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> PlannerConfig:
+        if (self.policy == "scripted") != (self.schedule is not None):
+            raise ValueError("policy 'scripted' needs a schedule (CSV t_s,component,replicas), and a schedule "
+                             "is only for policy 'scripted'")
         if self.optimization_target != "sla":
             # Dynamo forces the reactive loop for its threshold targets
             object.__setattr__(self, "enable_load_scaling", True)

@@ -124,6 +124,11 @@ class Replay:
         self._periodic.append((period_ns, fn))
         self.q.push(first_ns if first_ns is not None else period_ns, Kind.TICK, len(self._periodic) - 1)
 
+    def at(self, t_ns: int, fn: Periodic) -> None:
+        """Call ``fn(replay, t_ns)`` once (a scripted scale change)."""
+        self._periodic.append((0, fn))
+        self.q.push(t_ns, Kind.TICK, len(self._periodic) - 1)
+
     @property
     def all_workers(self) -> list[Worker]:
         return [w for p in self.pools.values() for w in p.workers]
@@ -178,7 +183,7 @@ class Replay:
             elif kind == Kind.TICK:
                 period, fn = self._periodic[payload]
                 fn(self, t)
-                if self._work_left():
+                if period and self._work_left():
                     q.push(t + period, Kind.TICK, payload)
             elif kind == Kind.WORKER_READY:
                 self._on_worker_ready(payload, t)
