@@ -277,7 +277,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
             "kv_capacity_tokens": pool.spec.num_blocks * pool.spec.args.block_size,
             "steps": sum(w.engine.steps for w in pool.workers),
             "preemptions": sum(w.engine.preemptions for w in pool.workers),
-            "evicted_blocks": sum(w.engine.pool.stats.evicted_units for w in pool.workers) * pool.spec.unit_tokens
+            "evicted_blocks": sum(w.engine.kv_cache.evicted_hash_blocks for w in pool.workers) * pool.spec.unit_tokens
             // pool.spec.args.block_size,
         }
     events = planner.events if planner is not None else []

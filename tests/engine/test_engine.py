@@ -69,12 +69,12 @@ def _checked_engines(monkeypatch: pytest.MonkeyPatch, log: list[int]) -> None:
 
     def complete(self: Engine, now: int):  # type: ignore[no-untyped-def]
         finished = original(self, now)
-        self.pool.check()
-        assert self.pool.used <= self.pool.capacity
+        self.kv_cache.check(lazy_decode_blocks=self.num_decoding > 0)
+        assert self.kv_cache.num_used_blocks <= self.kv_cache.num_blocks
         for req in self.running.values():
-            tokens = req.isl + (self.counter - req.offset) if req.phase == 2 else req.num_computed
+            tokens = req.isl + (self.steps - req.decode_origin) if req.phase == 2 else req.num_computed
             assert tokens <= req.isl + req.osl - 1
-        log.append(self.pool.used)
+        log.append(self.kv_cache.num_used_blocks)
         return finished
 
     monkeypatch.setattr(Engine, "complete", complete)

@@ -70,9 +70,9 @@ def test_every_request_accounted_and_kv_within_capacity_on_both_pools(monkeypatc
 
     def complete(self: Engine, now: int):  # type: ignore[no-untyped-def]
         out = original(self, now)
-        self.pool.check()
-        peak[id(self)] = max(peak.get(id(self), 0), self.pool.used)
-        assert self.pool.used <= self.pool.capacity
+        self.kv_cache.check(lazy_decode_blocks=self.num_decoding > 0)
+        peak[id(self)] = max(peak.get(id(self), 0), self.kv_cache.num_used_blocks)
+        assert self.kv_cache.num_used_blocks <= self.kv_cache.num_blocks
         return out
 
     monkeypatch.setattr(Engine, "complete", complete)

@@ -70,10 +70,10 @@ class KvRouter:
         self._rng = rng
 
     def cost(self, req: Request, w: Worker) -> float:
-        eng = w.engine
-        overlap_tokens = eng.pool.cached_prefix_units(req.keys) * eng.T
-        prefill_blocks = (eng.queued_prefill_tokens + req.isl - overlap_tokens) / eng.B
-        return self.weight * prefill_blocks + eng.pool.used
+        view = w.view
+        overlap_tokens = view.cached_prefix_tokens(req.keys)
+        prefill_blocks = (view.queued_prefill_tokens + req.isl - overlap_tokens) / view.block_size
+        return self.weight * prefill_blocks + view.kv_used_blocks
 
     def choose(self, req: Request, workers: list[Worker]) -> Worker:
         costs = [self.cost(req, w) for w in workers]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from llmreplay.engine.engine import Engine
+from llmreplay.engine.engine import Engine, EngineView
 
 
 class State(IntEnum):
@@ -16,14 +16,18 @@ class State(IntEnum):
 
 class Worker:
     """Wraps an :class:`Engine` with what the event loop needs: a version number that invalidates the
-    engine's scheduled step-end event when a stretch is cut short, and a flag that avoids duplicate kicks."""
+    engine's scheduled step-end event when a stretch is cut short, and a flag that avoids duplicate kicks.
+    Routers and planners read :attr:`view`, what a live engine publishes; only the event loop drives
+    :attr:`engine`."""
 
-    __slots__ = ("created_ns", "engine", "gpus", "id", "kick_pending", "pool_name", "state", "stopped_ns", "version")
+    __slots__ = ("created_ns", "engine", "gpus", "id", "kick_pending", "pool_name", "state", "stopped_ns", "version",
+                 "view")
 
     def __init__(self, worker_id: int, engine: Engine, gpus: int, pool_name: str, created_ns: int,
                  state: State = State.ACTIVE) -> None:
         self.id = worker_id
         self.engine = engine
+        self.view: EngineView = engine.view
         self.gpus = gpus
         self.pool_name = pool_name
         self.state = state

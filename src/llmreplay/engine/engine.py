@@ -1,4 +1,4 @@
-"""One engine replica: a vLLM-v1-style scheduler over a :class:`BlockPool`, timed by a perf model.
+"""One engine replica: a vLLM-v1-style scheduler over a :class:`KVCacheManager`, timed by a perf model.
 
 Each *step* is one forward pass: every running decode request computes one token, and the rest of the
 token budget (``max_num_batched_tokens``) goes to prefill chunks, first of partially prefilled requests,
@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from llmreplay.engine.config import EngineArgs
 from llmreplay.engine.fpm import FpmLog
-from llmreplay.engine.kv_cache import BlockPool
+from llmreplay.engine.kv_cache_manager import KVCacheManager, cdiv
 from llmreplay.engine.perf.base import PerfModel, to_ns
 from llmreplay.engine.request import Phase, Request
 from llmreplay.metrics.histogram import LogHistogram
@@ -47,14 +47,14 @@ class _Pending:
     """The step (``k == 1``) or stretch of decode steps in progress."""
 
     start_ns: int
-    ends: I64  # absolute end time of each step
-    counter0: int  # engine.counter at the first step
-    needs: I64  # new KV blocks each step needs (needs[0] is allocated at plan time)
+    step_ends: I64  # absolute end time of each step
+    first_step: int  # engine.steps at the first step
+    new_blocks: I64  # new KV blocks each step needs (new_blocks[0] is allocated at plan time)
     applied: int = 0  # steps already applied (tokens emitted)
     recorded: int = 0  # steps already written to the FPM log and the token-gap histogram
     allocated: int = 1  # steps whose blocks are allocated
     chunks: list[tuple[Request, int]] | None = None  # prefill chunks (only when a single mixed step)
-    prefill_ctx: int = 0
+    prefill_context_tokens: int = 0
     prefill_attention: int = 0
     #: disagg: requests decoding their second token in the first step; their token gap started at the
     #: prefill worker (transfer included), not at the previous step
@@ -62,25 +62,22 @@ class _Pending:
 
     @property
     def k(self) -> int:
-        return int(self.ends.shape[0])
+        return int(self.step_ends.shape[0])
 
     @property
     def end_ns(self) -> int:
-        return int(self.ends[-1])
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+        return int(self.step_ends[-1])
 
 
 def _stale(entry: tuple[int, int, Request]) -> bool:
     req = entry[2]
-    return req.phase != Phase.DECODE or entry[0] != req.offset + req.osl
+    return req.phase != Phase.DECODE or entry[0] != req.decode_origin + req.osl
 
 
 class Engine:
-    """Scheduler + KV pool + clock of one worker. The cluster calls :meth:`add`, :meth:`plan`,
-    :meth:`interrupt` and :meth:`complete`; everything else is internal state."""
+    """Scheduler + KV cache + clock of one worker. The cluster calls :meth:`add`, :meth:`plan`,
+    :meth:`interrupt` and :meth:`complete`; routers and planners read :attr:`view`; everything else is
+    internal state."""
 
     def __init__(
         self,
@@ -88,45 +85,47 @@ class Engine:
         args: EngineArgs,
         perf: PerfModel,
         num_blocks: int,
-        unit_tokens: int,
-        icl: LogHistogram,
+        hash_block_tokens: int,
+        token_gaps: LogHistogram,
         fast_forward: bool = True,
     ) -> None:
-        if unit_tokens % args.block_size:
-            raise ValueError("trace block size must be a multiple of the engine block size")
         self.id = worker_id
         self.args = args
         self.perf = perf
-        self.B = args.block_size
-        self.T = unit_tokens
-        self.U = unit_tokens // args.block_size
-        self.mbt = args.max_num_batched_tokens
-        self.max_seqs = args.max_num_seqs
-        self.chunked = args.enable_chunked_prefill
-        self.lifo = args.preemption_mode == "lifo"
-        self.speedup = args.speedup_ratio
-        self.pool = BlockPool(num_blocks, self.U, args.enable_prefix_caching)
+        self.kv_cache = KVCacheManager(num_blocks, args.block_size, hash_block_tokens, args.enable_prefix_caching)
+        self.block_size = args.block_size
+        self.hash_block_tokens = hash_block_tokens
+        self.max_num_batched_tokens = args.max_num_batched_tokens
+        self.max_num_seqs = args.max_num_seqs
+        self.chunked_prefill = args.enable_chunked_prefill
+        self.preempt_newest = args.preemption_mode == "lifo"
+        self.speedup_ratio = args.speedup_ratio
         self.fast_forward = fast_forward
-        self.icl = icl
+        #: inter-token gaps of every request, shared by the pool's engines
+        self.token_gaps = token_gaps
         self.fpm = FpmLog(worker_id)
+        self.view = EngineView(self)
 
         self.waiting: deque[Request] = deque()
         self.running: dict[int, Request] = {}  # admission order
         self.prefilling: list[Request] = []
-        # decode batch, O(1) per step: generated = counter - offset
-        self.counter = 0
-        self.n_dec = 0
-        self.dec_sum_const = 0  # sum(isl - offset) over decode requests; context sum = this + n_dec*counter
-        self.phase_count = np.zeros(self.B, dtype=np.int64)
-        self._finish_heap: list[tuple[int, int, Request]] = []
+        #: steps run so far; also the decode batch's clock: a decoding request has generated
+        #: ``steps - req.decode_origin`` tokens, so a step costs O(1), not O(batch)
+        self.steps = 0
+        self.num_decoding = 0
+        #: sum of (isl - decode_origin) over decoding requests: their contexts sum to this + num_decoding * steps
+        self.decode_context_base = 0
+        #: decoding requests per block phase: the step ``s`` opens a new block for those of phase s % block_size
+        self.decoding_by_block_phase = np.zeros(self.block_size, dtype=np.int64)
+        #: heap of (step that emits a decoding request's last token, request id, request)
+        self._decode_ends: list[tuple[int, int, Request]] = []
         self.queued_prefill_tokens = 0
         self.pending: _Pending | None = None
         # disagg: prefilled requests holding KV here (prefill side), reserved / arrived ones (decode side)
-        self.held: dict[int, Request] = {}
-        self.incoming: dict[int, Request] = {}
-        self._arrived: list[Request] = []
+        self.held_for_transfer: dict[int, Request] = {}
+        self.incoming_transfers: dict[int, Request] = {}
+        self._transferred: list[Request] = []
         # counters for the report
-        self.steps = 0
         self.busy_ns = 0
         self.preemptions = 0
         self.prompt_tokens_admitted = 0
@@ -139,7 +138,7 @@ class Engine:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.running or self.waiting or self._arrived)
+        return bool(self.running or self.waiting or self._transferred)
 
     def add(self, req: Request) -> None:
         """A routed request joins the waiting queue (scheduled at the next step boundary)."""
@@ -151,62 +150,48 @@ class Engine:
     # ------------------------------------------------------------------ disagg hand-off
     def release_held(self, req: Request) -> None:
         """Prefill side: the KV transfer of ``req`` ended; free its blocks."""
-        del self.held[req.idx]
-        self.pool.release(req.held_keys, req.blocks - self.U * len(req.held_keys))
-        req.held_keys = []
-        req.blocks = 0
+        del self.held_for_transfer[req.idx]
+        self.kv_cache.free(req)
 
     def reserve(self, req: Request) -> bool:
         """Decode side: reserve KV blocks for ``req``'s prompt before its transfer starts (the cached prefix
         here is shared, not reserved twice). False when the blocks or a sequence slot are not free now."""
         if not self.can_reserve(req):
             return False
-        max_units = min(len(req.keys), req.isl // self.T)
-        hits, from_lru = self.pool.match_prefix(req.keys, max_units)
-        need = _cdiv(req.isl, self.B) - hits * self.U
-        if need > self.pool.allocatable - self.U * from_lru:
-            return False
-        self.pool.acquire_prefix(req.keys, hits)
-        self.pool.allocate(need)
-        req.held_keys = list(req.keys[:hits])
-        req.next_unit = hits
-        req.blocks = hits * self.U + need
+        ok = self.kv_cache.allocate_new(req, req.isl, self.kv_cache.get_computed_blocks(req, req.isl))
+        assert ok
         req.num_computed = req.isl
         req.num_tokens = req.isl + 1
         req.phase = Phase.INCOMING
         req.worker = self.id
-        self.incoming[req.idx] = req
+        self.incoming_transfers[req.idx] = req
         return True
 
     def can_reserve(self, req: Request) -> bool:
         """Whether :meth:`reserve` would succeed now. Requests already queued here (preempted ones waiting to
         recompute, or prompts prefilled locally) go first: a hand-off does not overtake them."""
-        if self.waiting or len(self.running) + len(self.incoming) + len(self._arrived) >= self.max_seqs:
+        seqs = len(self.running) + len(self.incoming_transfers) + len(self._transferred)
+        if self.waiting or seqs >= self.max_num_seqs:
             return False
-        hits, from_lru = self.pool.match_prefix(req.keys, min(len(req.keys), req.isl // self.T))
-        return _cdiv(req.isl, self.B) - hits * self.U <= self.pool.allocatable - self.U * from_lru
+        kv = self.kv_cache
+        return kv.can_allocate(req.isl, kv.get_computed_blocks(req, req.isl))
 
     def transferred(self, req: Request) -> None:
         """Decode side: ``req``'s KV has arrived; it decodes from the next step boundary."""
-        del self.incoming[req.idx]
-        self._arrived.append(req)
+        del self.incoming_transfers[req.idx]
+        self._transferred.append(req)
 
     def _join_arrived(self) -> None:
-        for req in self._arrived:
-            full_units = min(len(req.keys), req.isl // self.T)
-            while req.next_unit < full_units:  # the transferred prompt is cached here too
-                key = req.keys[req.next_unit]
-                if self.pool.promote(key):
-                    req.held_keys.append(key)
-                req.next_unit += 1
+        for req in self._transferred:
+            self.kv_cache.cache_blocks(req, req.isl)  # the transferred prompt is cached here too
             self.running[req.idx] = req
             self._enter_decode(req)
-        self._arrived.clear()
+        self._transferred.clear()
 
     def plan(self, now: int) -> int | None:
         """Schedule the next step (or stretch) starting at ``now``; return its end time, or None if idle."""
         assert self.pending is None
-        joined = list(self._arrived) if self._arrived else None
+        joined = list(self._transferred) if self._transferred else None
         if joined:
             self._join_arrived()
         end = self._plan(now)
@@ -217,19 +202,18 @@ class Engine:
     def _plan(self, now: int) -> int | None:
         if not (self.running or self.waiting):
             return None
-        B = self.B
-        pool = self.pool
+        kv = self.kv_cache
         preempted = False
         # 1. decode tokens first: one per running decode request
-        need0 = int(self.phase_count[self.counter % B]) if self.n_dec else 0
-        while need0 > pool.allocatable:
+        decode_blocks = (int(self.decoding_by_block_phase[self.steps % self.block_size])
+                         if self.num_decoding else 0)
+        while not kv.allocate_decode_blocks(decode_blocks):
             victim = self._victim()
             if victim.phase == Phase.DECODE and self._needs_block(victim):
-                need0 -= 1
+                decode_blocks -= 1
             self._preempt(victim, now, step_allocated=False)
             preempted = True
-        pool.allocate(need0)
-        budget = self.mbt - self.n_dec
+        budget = self.max_num_batched_tokens - self.num_decoding
         # 2. prefill chunks of running (partially prefilled) requests, in admission order
         chunks: list[tuple[Request, int]] = []
         for req in list(self.prefilling):
@@ -238,11 +222,10 @@ class Engine:
             if req.phase != Phase.PREFILL:
                 continue  # preempted earlier in this loop
             remaining = req.num_tokens - req.num_computed
-            if not self.chunked and remaining > budget:
+            if not self.chunked_prefill and remaining > budget:
                 break
             new = min(remaining, budget)
-            need = _cdiv(req.num_computed + new, B) - req.blocks
-            while not pool.allocate(need):
+            while not kv.allocate_slots(req, req.num_computed + new):
                 victim = self._victim()
                 budget += self._preempt(victim, now, step_allocated=True, chunks=chunks)
                 preempted = True
@@ -250,7 +233,6 @@ class Engine:
                     break
             if req.phase != Phase.PREFILL:
                 break
-            req.blocks += max(need, 0)
             chunks.append((req, new))
             budget -= new
         # 3. admissions, FCFS with head-of-line blocking, none in a step that preempted
@@ -258,37 +240,37 @@ class Engine:
             budget = self._admit(budget, chunks)
         # 4. timing
         if chunks:
-            return self._plan_mixed(now, need0, chunks)
-        if self.n_dec == 0 and preempted:
+            return self._plan_mixed(now, decode_blocks, chunks)
+        if self.num_decoding == 0 and preempted:
             # every running request was preempted: admit again rather than idle with work queued
             self._admit(budget, chunks)
             if chunks:
-                return self._plan_mixed(now, need0, chunks)
-        if self.n_dec == 0:
-            if self.held or self.incoming:
+                return self._plan_mixed(now, decode_blocks, chunks)
+        if self.num_decoding == 0:
+            if self.held_for_transfer or self.incoming_transfers:
                 return None  # disagg: blocks are tied up by hand-offs; a transfer's end will wake us
             # cannot happen: a request that fits alone is admitted into an empty engine
             raise RuntimeError(f"engine {self.id} stalled with {len(self.waiting)} waiting requests")
         k = 1
         if self.fast_forward and not preempted:
             k = self._stretch_length()
-        steps = np.arange(self.counter, self.counter + k, dtype=np.int64)
-        needs = self.phase_count[steps % B]
-        kv_tokens = self.dec_sum_const + self.n_dec * steps
-        durs = to_ns(self.perf.decode_steps_s(self.n_dec, kv_tokens), self.speedup)
+        steps = np.arange(self.steps, self.steps + k, dtype=np.int64)
+        new_blocks = self.decoding_by_block_phase[steps % self.block_size]
+        kv_tokens = self.decode_context_base + self.num_decoding * steps
+        durs = to_ns(self.perf.decode_steps_s(self.num_decoding, kv_tokens), self.speedup_ratio)
         ends = now + np.cumsum(durs)
-        self.pending = _Pending(now, ends, self.counter, needs)
+        self.pending = _Pending(now, ends, self.steps, new_blocks)
         return int(ends[-1])
 
-    def _plan_mixed(self, now: int, need0: int, chunks: list[tuple[Request, int]]) -> int:
+    def _plan_mixed(self, now: int, decode_blocks: int, chunks: list[tuple[Request, int]]) -> int:
         new_tokens = [n for _, n in chunks]
         ctx = [r.num_computed for r, _ in chunks]
-        kv = self.dec_sum_const + self.n_dec * self.counter
-        dur = int(to_ns(np.asarray(self.perf.step_s(new_tokens, ctx, self.n_dec, kv)), self.speedup))
+        kv = self.decode_context_base + self.num_decoding * self.steps
+        dur = int(to_ns(np.asarray(self.perf.step_s(new_tokens, ctx, self.num_decoding, kv)), self.speedup_ratio))
         ends = np.asarray([now + dur], dtype=np.int64)
-        needs = np.asarray([need0], dtype=np.int64)
+        new_blocks = np.asarray([decode_blocks], dtype=np.int64)
         attention = sum(n * (c + n // 2) for n, c in zip(new_tokens, ctx, strict=True))
-        self.pending = _Pending(now, ends, self.counter, needs, chunks=chunks, prefill_ctx=sum(ctx),
+        self.pending = _Pending(now, ends, self.steps, new_blocks, chunks=chunks, prefill_context_tokens=sum(ctx),
                                 prefill_attention=attention)
         return now + dur
 
@@ -298,13 +280,13 @@ class Engine:
         p = self.pending
         if p is None or p.k == 1:
             return None
-        j = int(np.searchsorted(p.ends, now, side="left"))  # step in progress (ends[j] >= now)
+        j = int(np.searchsorted(p.step_ends, now, side="left"))  # step in progress (step_ends[j] >= now)
         if j >= p.k - 1:
             return None
         self._apply_steps(now)
-        p.ends = p.ends[: j + 1]
-        p.needs = p.needs[: j + 1]
-        return int(p.ends[-1])
+        p.step_ends = p.step_ends[: j + 1]
+        p.new_blocks = p.new_blocks[: j + 1]
+        return int(p.step_ends[-1])
 
     def sync(self, now: int, record: bool = True) -> None:
         """Apply the steps of the pending stretch that ended by ``now`` so the engine's state (KV use,
@@ -328,36 +310,28 @@ class Engine:
 
     # ------------------------------------------------------------------ internals
     def _needs_block(self, req: Request) -> bool:
-        return req.phase_key == self.counter % self.B
+        return req.block_phase == self.steps % self.block_size
 
     def _victim(self) -> Request:
-        if self.lifo:
+        if self.preempt_newest:
             return next(reversed(self.running.values()))
         return next(iter(self.running.values()))
 
     def _admit(self, budget: int, chunks: list[tuple[Request, int]]) -> int:
-        pool = self.pool
-        B, T, U = self.B, self.T, self.U
+        kv = self.kv_cache
         waiting = self.waiting
-        while waiting and budget > 0 and len(self.running) < self.max_seqs:
+        while waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             req = waiting[0]
-            max_units = min(len(req.keys), (req.num_tokens - 1) // T)
-            hits, from_lru = pool.match_prefix(req.keys, max_units)
-            computed = hits * T
+            hit = kv.get_computed_blocks(req, req.num_tokens - 1)
+            computed = hit.num_hash_blocks * self.hash_block_tokens
             remaining = req.num_tokens - computed
-            if not self.chunked and remaining > budget:
+            if not self.chunked_prefill and remaining > budget:
                 break
             new = min(remaining, budget)
-            need = _cdiv(computed + new, B) - hits * U
-            if need > pool.allocatable - U * from_lru:
+            if not kv.allocate_new(req, computed + new, hit):
                 break
             waiting.popleft()
-            pool.acquire_prefix(req.keys, hits)
-            pool.allocate(need)
-            req.held_keys = list(req.keys[:hits])
-            req.next_unit = hits
             req.num_computed = computed
-            req.blocks = hits * U + need
             req.phase = Phase.PREFILL
             self.queued_prefill_tokens -= computed
             if req.cached_tokens < 0:
@@ -372,15 +346,15 @@ class Engine:
 
     def _stretch_length(self) -> int:
         """How many identical decode steps can run from now: up to the next completion, while KV lasts."""
-        heap = self._finish_heap
+        heap = self._decode_ends
         while heap and _stale(heap[0]):
             heapq.heappop(heap)  # entry of a request preempted since
-        k = min(MAX_STRETCH_STEPS, heap[0][0] - self.counter) if heap else MAX_STRETCH_STEPS
+        k = min(MAX_STRETCH_STEPS, heap[0][0] - self.steps) if heap else MAX_STRETCH_STEPS
         if k <= 1:
             return 1
-        steps = np.arange(self.counter + 1, self.counter + k, dtype=np.int64)
-        cum = np.cumsum(self.phase_count[steps % self.B])
-        fits = int(np.searchsorted(cum, self.pool.allocatable, side="right"))
+        steps = np.arange(self.steps + 1, self.steps + k, dtype=np.int64)
+        cum = np.cumsum(self.decoding_by_block_phase[steps % self.block_size])
+        fits = int(np.searchsorted(cum, self.kv_cache.num_allocatable_blocks, side="right"))
         return 1 + min(fits, k - 1)
 
     def _apply_steps(self, now: int, record: bool = True) -> None:
@@ -391,67 +365,58 @@ class Engine:
         few records however often it is observed."""
         p = self.pending
         assert p is not None and p.chunks is None
-        done = int(np.searchsorted(p.ends, now, side="right"))
-        started = min(p.k, int(np.searchsorted(p.ends, now, side="left")) + 1)
+        done = int(np.searchsorted(p.step_ends, now, side="right"))
+        started = min(p.k, int(np.searchsorted(p.step_ends, now, side="left")) + 1)
         if started > p.allocated:
-            ok = self.pool.allocate(int(p.needs[p.allocated : started].sum()))
+            ok = self.kv_cache.allocate_decode_blocks(int(p.new_blocks[p.allocated : started].sum()))
             assert ok, "stretch planned beyond KV capacity"
             p.allocated = started
         if done > p.applied:
-            t_prev = p.start_ns if p.applied == 0 else int(p.ends[p.applied - 1])
-            self.busy_ns += int(p.ends[done - 1]) - t_prev
-            self.steps += done - p.applied
-            self.counter = p.counter0 + done
+            t_prev = p.start_ns if p.applied == 0 else int(p.step_ends[p.applied - 1])
+            self.busy_ns += int(p.step_ends[done - 1]) - t_prev
+            self.steps = p.first_step + done
             p.applied = done
         if not record or p.recorded >= p.applied:
             return
         a, b = p.recorded, p.applied
-        n = self.n_dec
-        t0 = p.start_ns if a == 0 else int(p.ends[a - 1])
-        ends = p.ends[a:b]
+        n = self.num_decoding
+        t0 = p.start_ns if a == 0 else int(p.step_ends[a - 1])
+        ends = p.step_ends[a:b]
         durs = np.empty(b - a, dtype=np.int64)
         durs[0] = ends[0] - t0
         np.subtract(ends[1:], ends[:-1], out=durs[1:])
         if a == 0 and p.joined:
             self._record_joined(p.joined, int(ends[0]))
-            self.icl.add(int(durs[0]), n - len(p.joined))
-            self.icl.add_many(durs[1:], n)
+            self.token_gaps.add(int(durs[0]), n - len(p.joined))
+            self.token_gaps.add_many(durs[1:], n)
         else:
-            self.icl.add_many(durs, n)
+            self.token_gaps.add_many(durs, n)
         p.recorded = b
         self.fpm.append(
-            t0, int(p.ends[b - 1]), b - a, 0, 0, 0, 0, n,
-            self.dec_sum_const + n * (p.counter0 + a), self.dec_sum_const + n * (p.counter0 + b - 1),
-            self.pool.used, len(self.running), len(self.waiting), self.queued_prefill_tokens,
+            t0, int(p.step_ends[b - 1]), b - a, 0, 0, 0, 0, n,
+            self.decode_context_base + n * (p.first_step + a), self.decode_context_base + n * (p.first_step + b - 1),
+            self.kv_cache.num_used_blocks, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip
 
     def _complete_mixed(self, p: _Pending, now: int, finished: list[Request]) -> None:
         chunks = p.chunks
         assert chunks is not None
-        n = self.n_dec
-        kv = self.dec_sum_const + n * self.counter
+        n = self.num_decoding
+        kv = self.decode_context_base + n * self.steps
         dur = now - p.start_ns
         if p.joined:
             self._record_joined(p.joined, now)
-        self.icl.add(dur, n - len(p.joined or ()))
-        self.counter += 1
+        self.token_gaps.add(dur, n - len(p.joined or ()))
         self.steps += 1
         self.busy_ns += dur
         self._pop_finished(now, finished)
-        pool = self.pool
-        T = self.T
+        kv_cache = self.kv_cache
         prefill_tokens = 0
         for req, new in chunks:
             prefill_tokens += new
             req.num_computed += new
             self.queued_prefill_tokens -= new
-            # cache the trace blocks this chunk completed
-            full_units = min(len(req.keys), req.num_computed // T)
-            while req.next_unit < full_units:
-                key = req.keys[req.next_unit]
-                if pool.promote(key):
-                    req.held_keys.append(key)
-                req.next_unit += 1
+            kv_cache.cache_blocks(req, req.num_computed)  # the hash blocks this chunk completed
             if req.num_computed < req.num_tokens:
                 continue
             # prefill (or recompute) done: this step samples a token
@@ -461,48 +426,50 @@ class Engine:
             if req.first_token_ns < 0:
                 req.first_token_ns = now
             else:
-                self.icl.add(now - req.last_token_ns, 1)  # resumed after preemption
+                self.token_gaps.add(now - req.last_token_ns, 1)  # resumed after preemption
             req.last_token_ns = now
             if req.hold_kv:  # disagg prefill: done here, KV kept for the transfer
                 req.phase = Phase.HELD
                 del self.running[req.idx]
-                self.held[req.idx] = req
+                self.held_for_transfer[req.idx] = req
                 finished.append(req)
             elif req.generated >= req.osl:
                 self._finish(req, now, finished)
             else:
                 self._enter_decode(req)
         self.fpm.append(
-            p.start_ns, now, 1, len(chunks), prefill_tokens, p.prefill_ctx, p.prefill_attention, n, kv, kv,
-            pool.used, len(self.running), len(self.waiting), self.queued_prefill_tokens,
+            p.start_ns, now, 1, len(chunks), prefill_tokens, p.prefill_context_tokens, p.prefill_attention, n, kv, kv,
+            kv_cache.num_used_blocks, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip
 
     def _record_joined(self, joined: list[Request], second_token_ns: int) -> None:
         for r in joined:
-            self.icl.add(second_token_ns - r.first_token_ns, 1)
+            self.token_gaps.add(second_token_ns - r.first_token_ns, 1)
 
     def _enter_decode(self, req: Request) -> None:
         req.phase = Phase.DECODE
-        req.offset = self.counter - req.generated
-        # the step at counter c needs a new block for req iff (isl + c - offset - 1) % B == 0
-        req.phase_key = (req.offset + 1 - req.isl) % self.B
-        self.phase_count[req.phase_key] += 1
-        self.n_dec += 1
-        self.dec_sum_const += req.isl - req.offset
-        heapq.heappush(self._finish_heap, (req.offset + req.osl, req.idx, req))
+        req.decode_origin = self.steps - req.generated
+        # the step s opens a new block for req iff (isl + s - decode_origin - 1) % block_size == 0
+        req.block_phase = (req.decode_origin + 1 - req.isl) % self.block_size
+        self.decoding_by_block_phase[req.block_phase] += 1
+        self.num_decoding += 1
+        self.decode_context_base += req.isl - req.decode_origin
+        heapq.heappush(self._decode_ends, (req.decode_origin + req.osl, req.idx, req))
 
-    def _leave_decode(self, req: Request) -> None:
-        req.generated = self.counter - req.offset
-        self.phase_count[req.phase_key] -= 1
-        self.n_dec -= 1
-        self.dec_sum_const -= req.isl - req.offset
+    def _leave_decode(self, req: Request, extra_blocks: int = 0) -> None:
+        """``req`` leaves the decode batch: settle its token and block counts (``extra_blocks``: a block the
+        current step already allocated for it)."""
+        req.generated = self.steps - req.decode_origin
+        self.decoding_by_block_phase[req.block_phase] -= 1
+        self.num_decoding -= 1
+        self.decode_context_base -= req.isl - req.decode_origin
         req.num_tokens = req.isl + req.generated
         req.num_computed = req.num_tokens - 1
-        req.blocks = _cdiv(req.num_computed, self.B)
+        self.kv_cache.set_num_blocks(req, cdiv(req.num_computed, self.block_size) + extra_blocks)
 
     def _pop_finished(self, now: int, finished: list[Request]) -> None:
-        heap = self._finish_heap
-        while heap and heap[0][0] <= self.counter:
+        heap = self._decode_ends
+        while heap and heap[0][0] <= self.steps:
             entry = heapq.heappop(heap)
             if _stale(entry):
                 continue
@@ -515,8 +482,7 @@ class Engine:
         req.finish_ns = now
         req.phase = Phase.DONE
         del self.running[req.idx]
-        self.pool.release(req.held_keys, req.blocks - self.U * len(req.held_keys))
-        req.held_keys = []
+        self.kv_cache.free(req)
         finished.append(req)
 
     def _preempt(
@@ -530,9 +496,7 @@ class Engine:
         step budget this gives back (its decode token or its already scheduled chunk)."""
         refund = 0
         if req.phase == Phase.DECODE:
-            extra = 1 if (step_allocated and self._needs_block(req)) else 0
-            self._leave_decode(req)
-            req.blocks += extra
+            self._leave_decode(req, 1 if (step_allocated and self._needs_block(req)) else 0)
             req.last_token_ns = now
             refund = 1 if step_allocated else 0
         else:  # PREFILL
@@ -543,16 +507,46 @@ class Engine:
                         refund = n
                         del chunks[i]
                         break
-        self.pool.release(req.held_keys, req.blocks - self.U * len(req.held_keys))
+        self.kv_cache.free(req)
         del self.running[req.idx]
         # all its tokens must be computed again (a decoding request had none left queued)
         self.queued_prefill_tokens += req.num_tokens if req.phase == Phase.DECODE else req.num_computed
-        req.held_keys = []
-        req.blocks = 0
         req.num_computed = 0
-        req.next_unit = 0
         req.preemptions += 1
         req.phase = Phase.WAITING
         self.waiting.appendleft(req)
         self.preemptions += 1
         return refund
+
+
+class EngineView:
+    """What a router or a planner may read of an engine: what a live engine publishes (its KV cache events,
+    its load, its forward-pass metrics), nothing of the scheduler's state. Read-only."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def block_size(self) -> int:
+        return self._engine.block_size
+
+    @property
+    def kv_used_blocks(self) -> int:
+        """KV blocks held by the engine's requests."""
+        return self._engine.kv_cache.num_used_blocks
+
+    @property
+    def queued_prefill_tokens(self) -> int:
+        """Prompt tokens waiting to be computed (queued or partially prefilled requests)."""
+        return self._engine.queued_prefill_tokens
+
+    def cached_prefix_tokens(self, keys: list[int]) -> int:
+        """Tokens of the longest prefix of ``keys`` in the engine's prefix cache."""
+        return self._engine.kv_cache.cached_prefix_tokens(keys)
+
+    @property
+    def fpm(self) -> FpmLog:
+        """The engine's forward-pass metrics, one record per step or fast-forwarded stretch (do not modify)."""
+        return self._engine.fpm

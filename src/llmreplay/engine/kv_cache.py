@@ -1,16 +1,21 @@
 """KV block pool with prefix caching, counted in blocks rather than block ids.
 
-Modelled on vLLM v1's ``BlockPool`` / ``KVCacheManager``: blocks are either *free*, *active* (referenced by a
-running request) or *cached-evictable* (a freed full block that still holds a known prefix, evicted LRU).
-Two simplifications keep the replay fast and are exact for what the simulation observes:
+Modelled on vLLM v1's ``BlockPool`` (``vllm/v1/core/block_pool.py``): blocks are *free*, *private* (held by a
+request, not in the prefix cache), *shared* (a cached full block referenced by at least one request) or
+*evictable* (a cached block no request references; vLLM keeps it in the free queue with its hash and evicts
+it least recently freed first). Two simplifications keep the replay fast and are exact for what the
+simulation observes:
 
 * We never need physical block ids, only counts, so the pool keeps counters plus a map of cached prefixes.
-* Cached prefixes are tracked per **trace block** (a ``unit`` of ``unit_blocks`` engine blocks, e.g. a 512-token
-  Mooncake hash block = 32 blocks of 16 tokens), because the trace's hash ids are the only content identity
-  we have. A unit is cached once the request that computed it has prefilled all its tokens.
+* Cached prefixes are tracked per **hash block**: a trace hash block (a Mooncake ``hash_id``, e.g. 512 tokens)
+  is ``blocks_per_hash_block`` engine blocks (32 blocks of 16 tokens), because the trace's hash ids are the
+  only content identity we have. The key of a hash block is its chained prefix key (it identifies the whole
+  prefix up to and including that block, as vLLM's chained block hashes do).
 
-Invariant (checked by :meth:`check`): ``free + private + unit_blocks*(active_units + evictable_units) ==
-capacity`` and no counter is negative. An allocation either succeeds completely or changes nothing.
+Which blocks each request holds is the :class:`~llmreplay.engine.kv_cache_manager.KVCacheManager`'s business;
+this pool only counts. Invariants (checked by :meth:`BlockPool.check`): ``free + private +
+blocks_per_hash_block * (shared + evictable) == num_blocks``, no counter is negative, and a hash block is
+evictable exactly when its reference count is 0. An allocation either succeeds completely or changes nothing.
 """
 
 from __future__ import annotations
@@ -23,131 +28,135 @@ from dataclasses import dataclass
 class PoolStats:
     """Cumulative counters for the report."""
 
-    evicted_units: int = 0
+    evicted_hash_blocks: int = 0
     allocated_blocks: int = 0
 
 
 class BlockPool:
-    """Free / private / shared-active / cached-evictable block accounting for one engine."""
+    """Free / private / shared / evictable block accounting for one engine."""
 
     __slots__ = (
-        "_lru",
-        "active_units",
-        "capacity",
-        "free",
-        "prefix_caching",
-        "private",
-        "refcount",
+        "_evictable",
+        "blocks_per_hash_block",
+        "enable_caching",
+        "num_blocks",
+        "num_free_blocks",
+        "num_private_blocks",
+        "num_shared_hash_blocks",
+        "ref_counts",
         "stats",
-        "unit_blocks",
     )
 
-    def __init__(self, capacity: int, unit_blocks: int, prefix_caching: bool) -> None:
-        self.capacity = capacity
-        self.unit_blocks = unit_blocks
-        self.prefix_caching = prefix_caching
-        self.free = capacity
-        self.private = 0
-        self.active_units = 0
-        #: prefix key -> number of running requests referencing it (0 = cached, evictable)
-        self.refcount: dict[int, int] = {}
-        #: keys with refcount 0, least recently used first
-        self._lru: OrderedDict[int, None] = OrderedDict()
+    def __init__(self, num_blocks: int, blocks_per_hash_block: int, enable_caching: bool) -> None:
+        self.num_blocks = num_blocks
+        self.blocks_per_hash_block = blocks_per_hash_block
+        self.enable_caching = enable_caching
+        self.num_free_blocks = num_blocks
+        #: blocks held by requests outside the prefix cache (partial blocks, decode growth, duplicates)
+        self.num_private_blocks = 0
+        #: cached hash blocks referenced by at least one request
+        self.num_shared_hash_blocks = 0
+        #: prefix key -> number of requests referencing it (0: cached and evictable)
+        self.ref_counts: dict[int, int] = {}
+        #: keys with reference count 0, least recently freed first (vLLM's free queue order)
+        self._evictable: OrderedDict[int, None] = OrderedDict()
         self.stats = PoolStats()
 
     # ----------------------------------------------------------------- queries
     @property
-    def evictable_units(self) -> int:
-        return len(self._lru)
+    def num_evictable_hash_blocks(self) -> int:
+        return len(self._evictable)
 
     @property
-    def allocatable(self) -> int:
+    def num_allocatable_blocks(self) -> int:
         """Blocks an allocation may take right now (free + evictable cached)."""
-        return self.free + self.unit_blocks * len(self._lru)
+        return self.num_free_blocks + self.blocks_per_hash_block * len(self._evictable)
 
     @property
-    def used(self) -> int:
-        """Blocks held by running requests (what vLLM's ``kv_cache_usage`` counts)."""
-        return self.private + self.unit_blocks * self.active_units
+    def num_used_blocks(self) -> int:
+        """Blocks held by requests (what vLLM's ``kv_cache_usage`` counts)."""
+        return self.num_private_blocks + self.blocks_per_hash_block * self.num_shared_hash_blocks
 
-    def match_prefix(self, keys: list[int], max_units: int) -> tuple[int, int]:
-        """Length of the longest cached prefix of ``keys`` (at most ``max_units``) and how many of those
-        units are currently evictable (they stop being evictable once a request takes them)."""
-        if not self.prefix_caching:
+    def get_cached_prefix(self, keys: list[int], max_hash_blocks: int) -> tuple[int, int]:
+        """Length of the longest cached prefix of ``keys`` (at most ``max_hash_blocks``) and how many of those
+        hash blocks are evictable now (they stop being allocatable once a request takes them)."""
+        if not self.enable_caching:
             return 0, 0
         hits = 0
-        from_lru = 0
-        refcount = self.refcount
-        for key in keys[:max_units]:
-            rc = refcount.get(key)
+        evictable = 0
+        ref_counts = self.ref_counts
+        for key in keys[:max_hash_blocks]:
+            rc = ref_counts.get(key)
             if rc is None:
                 break
             hits += 1
             if rc == 0:
-                from_lru += 1
-        return hits, from_lru
-
-    def cached_prefix_units(self, keys: list[int]) -> int:
-        """Longest cached prefix (for the KV router's overlap score)."""
-        return self.match_prefix(keys, len(keys))[0]
+                evictable += 1
+        return hits, evictable
 
     # ----------------------------------------------------------------- mutations
-    def acquire_prefix(self, keys: list[int], n: int) -> None:
-        """Take references on the first ``n`` keys (a prefix hit found by :meth:`match_prefix`)."""
-        refcount = self.refcount
+    def touch(self, keys: list[int], n: int) -> None:
+        """Take a reference on each of the first ``n`` keys (a prefix hit found by :meth:`get_cached_prefix`);
+        an evictable one leaves the eviction queue (vLLM's ``BlockPool.touch``)."""
+        ref_counts = self.ref_counts
         for key in keys[:n]:
-            rc = refcount[key]
+            rc = ref_counts[key]
             if rc == 0:
-                del self._lru[key]
-                self.active_units += 1
-            refcount[key] = rc + 1
+                del self._evictable[key]
+                self.num_shared_hash_blocks += 1
+            ref_counts[key] = rc + 1
 
-    def allocate(self, n: int) -> bool:
-        """Take ``n`` private blocks, evicting cached units LRU-first if needed. All or nothing."""
+    def get_new_blocks(self, n: int) -> bool:
+        """Take ``n`` private blocks, evicting cached hash blocks least recently freed first when the free
+        blocks do not suffice. All or nothing: False (and no change) when even eviction cannot make room."""
         if n <= 0:
             return True
-        if n > self.free:
-            if n > self.allocatable:
+        if n > self.num_free_blocks:
+            if n > self.num_allocatable_blocks:
                 return False
-            ub = self.unit_blocks
-            while self.free < n:
-                key, _ = self._lru.popitem(last=False)
-                del self.refcount[key]
-                self.free += ub
-                self.stats.evicted_units += 1
-        self.free -= n
-        self.private += n
+            per_hash_block = self.blocks_per_hash_block
+            while self.num_free_blocks < n:
+                key, _ = self._evictable.popitem(last=False)
+                del self.ref_counts[key]
+                self.num_free_blocks += per_hash_block
+                self.stats.evicted_hash_blocks += 1
+        self.num_free_blocks -= n
+        self.num_private_blocks += n
         self.stats.allocated_blocks += n
         return True
 
-    def promote(self, key: int) -> bool:
-        """A request finished computing the unit ``key`` out of its private blocks: cache it. Returns
-        False (blocks stay private, a duplicate) when another request cached the same prefix first."""
-        if not self.prefix_caching or key in self.refcount:
+    def cache_full_block(self, key: int) -> bool:
+        """A request finished computing the hash block ``key`` in its private blocks: put those blocks in the
+        prefix cache, referenced once (by that request). False, and the blocks stay private, when caching is off
+        or another request cached the same prefix first (computed twice concurrently: a duplicate)."""
+        if not self.enable_caching or key in self.ref_counts:
             return False
-        self.refcount[key] = 1
-        self.private -= self.unit_blocks
-        self.active_units += 1
+        self.ref_counts[key] = 1
+        self.num_private_blocks -= self.blocks_per_hash_block
+        self.num_shared_hash_blocks += 1
         return True
 
-    def release(self, keys: list[int], private_blocks: int) -> None:
-        """Return a request's blocks. Its cached units become evictable in reverse order, so the tail of a
-        prompt is evicted before its head (as vLLM's free queue does)."""
-        self.private -= private_blocks
-        self.free += private_blocks
-        refcount = self.refcount
-        lru = self._lru
+    def free_blocks(self, keys: list[int], num_private: int) -> None:
+        """Return a request's blocks: ``num_private`` private ones and one reference on each cached key. Keys
+        that drop to no reference become evictable in reverse order, so the tail of a prompt is evicted before
+        its head (as vLLM's ``free`` does)."""
+        self.num_private_blocks -= num_private
+        self.num_free_blocks += num_private
+        ref_counts = self.ref_counts
+        evictable = self._evictable
         for key in reversed(keys):
-            rc = refcount[key] - 1
-            refcount[key] = rc
+            rc = ref_counts[key] - 1
+            ref_counts[key] = rc
             if rc == 0:
-                self.active_units -= 1
-                lru[key] = None
+                self.num_shared_hash_blocks -= 1
+                evictable[key] = None
 
     def check(self) -> None:
-        """Assert the pool's invariants (used by tests and the debug mode)."""
-        total = self.free + self.private + self.unit_blocks * (self.active_units + len(self._lru))
-        assert total == self.capacity, (total, self.capacity)
-        assert self.free >= 0 and self.private >= 0 and self.active_units >= 0
-        assert sum(1 for rc in self.refcount.values() if rc > 0) == self.active_units
-        assert sum(1 for rc in self.refcount.values() if rc == 0) == len(self._lru)
+        """Assert the pool's invariants (tests and the debug mode)."""
+        total = (self.num_free_blocks + self.num_private_blocks
+                 + self.blocks_per_hash_block * (self.num_shared_hash_blocks + len(self._evictable)))
+        assert total == self.num_blocks, (total, self.num_blocks)
+        assert self.num_free_blocks >= 0 and self.num_private_blocks >= 0 and self.num_shared_hash_blocks >= 0
+        assert all(rc >= 0 for rc in self.ref_counts.values())
+        assert sum(1 for rc in self.ref_counts.values() if rc > 0) == self.num_shared_hash_blocks
+        assert {k for k, rc in self.ref_counts.items() if rc == 0} == set(self._evictable)

@@ -18,29 +18,27 @@ class Request:
     """Engine-side request. Token accounting follows vLLM v1: ``num_tokens`` known tokens (prompt plus
     generated so far), ``num_computed`` of them already in KV. A step schedules
     ``num_tokens - num_computed`` tokens (capped by the budget); when a step computes the last known token a
-    new token is sampled. While in DECODE the generated count is lazy: ``engine.counter - offset`` (one
-    increment per decode step for the whole batch, so a step costs O(1), not O(batch))."""
+    new token is sampled. While in DECODE the generated count is lazy: ``engine.steps - decode_origin`` (one
+    increment per decode step for the whole batch, so a step costs O(1), not O(batch)). The KV blocks a
+    request holds are the engine's :class:`~llmreplay.engine.kv_cache_manager.KVCacheManager`'s to track."""
 
     __slots__ = (
         "arrival_ns",
-        "blocks",
+        "block_phase",
         "cached_tokens",
+        "decode_origin",
         "finish_ns",
         "first_token_ns",
         "generated",
-        "held_keys",
         "hold_kv",
         "idx",
         "isl",
         "keys",
         "last_token_ns",
-        "next_unit",
         "num_computed",
         "num_tokens",
-        "offset",
         "osl",
         "phase",
-        "phase_key",
         "preemptions",
         "worker",
     )
@@ -49,17 +47,16 @@ class Request:
         self.idx = idx
         self.isl = isl
         self.osl = osl
-        #: prefix keys of the prompt's full trace blocks (cacheable units)
+        #: chained prefix keys of the prompt's full trace hash blocks (what the prefix cache knows it by)
         self.keys = keys
         self.arrival_ns = arrival_ns
         self.num_tokens = isl
         self.num_computed = 0
-        self.blocks = 0  # blocks held while WAITING/PREFILL (DECODE: derived)
-        self.held_keys: list[int] = []  # cached units this request references, in prompt order
-        self.next_unit = 0  # next unit index to cache once computed
         self.generated = 0
-        self.offset = 0
-        self.phase_key = 0
+        #: DECODE: the engine step at which ``generated`` would have been 0 (generated = steps - this)
+        self.decode_origin = 0
+        #: DECODE: engine steps ``s`` with ``s % block_size == block_phase`` open a new KV block for it
+        self.block_phase = 0
         self.phase = Phase.WAITING
         self.first_token_ns = -1
         self.last_token_ns = -1

@@ -48,12 +48,12 @@ class FpmCursor:
         self.seen = {}
 
     def read_all(self, w: Worker) -> bool:
-        return self.seen.get((w.pool_name, w.id), 0) == len(w.engine.fpm)
+        return self.seen.get((w.pool_name, w.id), 0) == len(w.view.fpm)
 
     def new_records(self, w: Worker) -> dict[str, Sequence[int]]:
         key = (w.pool_name, w.id)
         start = self.seen.get(key, 0)
-        cols = w.engine.fpm.cols
+        cols = w.view.fpm.cols
         end = len(cols["t_end_ns"])
         self.seen[key] = end
         return {k: v[start:end] for k, v in cols.items()}

@@ -299,8 +299,8 @@ class Replay:
         decode = self.decode
         if limit is None or decode is None or not decode.routable:
             return False
-        best = max(w.engine.pool.cached_prefix_units(req.keys) for w in decode.routable)
-        return req.isl - best * decode.spec.unit_tokens < limit
+        best = max(w.view.cached_prefix_tokens(req.keys) for w in decode.routable)
+        return req.isl - best < limit
 
     def _touch(self, w: Worker, now: int) -> None:
         """Something new reached ``w``'s engine: cut its stretch short, or wake it up."""
@@ -383,7 +383,7 @@ class Replay:
             best: Worker | None = None
             for w in decode.routable:
                 w.engine.sync(now, record=False)
-                if w.engine.can_reserve(req) and (best is None or w.engine.pool.used < best.engine.pool.used):
+                if w.engine.can_reserve(req) and (best is None or w.view.kv_used_blocks < best.view.kv_used_blocks):
                     best = w
             if best is None:
                 self.handoff_wait_peak = max(self.handoff_wait_peak, len(self.handoffs))
