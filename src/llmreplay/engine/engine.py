@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,9 @@ from llmreplay.engine.kv_cache import BlockPool
 from llmreplay.engine.perf.base import PerfModel, to_ns
 from llmreplay.engine.request import Phase, Request
 from llmreplay.metrics.histogram import LogHistogram
+
+if TYPE_CHECKING:
+    from llmreplay.cost.power import StepPower
 
 I64 = npt.NDArray[np.int64]
 
@@ -131,6 +135,9 @@ class Engine:
         self.preemptions = 0
         self.prompt_tokens_admitted = 0
         self.cached_tokens_admitted = 0
+        # energy: joules above idle of the steps run (llmreplay.cost.power), set by the pool
+        self.power: StepPower | None = None
+        self.active_j = 0.0
 
     # ------------------------------------------------------------------ public API
     @property
@@ -400,6 +407,9 @@ class Engine:
         if done > p.applied:
             t_prev = p.start_ns if p.applied == 0 else int(p.ends[p.applied - 1])
             self.busy_ns += int(p.ends[done - 1]) - t_prev
+            if self.power is not None:  # energy of exactly these steps
+                kv0 = self.dec_sum_const + self.n_dec * (p.counter0 + p.applied)
+                self.active_j += self.power.decode_j(self.n_dec, kv0, t_prev, p.ends[p.applied : done])
             self.steps += done - p.applied
             self.counter = p.counter0 + done
             p.applied = done
@@ -437,6 +447,9 @@ class Engine:
         self.counter += 1
         self.steps += 1
         self.busy_ns += dur
+        if self.power is not None:
+            self.active_j += self.power.mixed_j(len(chunks), sum(new for _, new in chunks), p.prefill_ctx,
+                                                p.prefill_attention, n, kv, dur)
         self._pop_finished(now, finished)
         pool = self.pool
         T = self.T
