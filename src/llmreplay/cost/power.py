@@ -111,6 +111,10 @@ class StepPower:
         self._lm_head_bytes = float(m.vocab_size * m.hidden_size * 2)
         self._kv_bytes = float(hw.kv_bytes_per_token)
         self._dyn_w = (self.power.max_w - self.power.idle_w) * tp  # whole worker
+        # a decode step's work time: fixed part per batch size (cached) + this per KV token read
+        self._per_kv = self._flops_per_pair * self._s_per_bf16_flop / COMPUTE_SATURATION \
+            + MEMORY_SHARE * self._kv_bytes * self._s_per_byte
+        self._decode_fixed: dict[int, float] = {}
         self.idle_w = self.power.idle_w * tp
 
     def _weights_s(self, tokens: int) -> float:
@@ -123,15 +127,22 @@ class StepPower:
 
     def decode_j(self, n_decode: int, kv0: int, t0_ns: int, ends: I64) -> float:
         """Decode-only steps ``i = 0..len(ends)-1`` (a stretch, or part of one) with ``n_decode`` requests
-        reading ``kv0 + i · n_decode`` KV tokens, step i ending at ``ends[i]``, the first starting at ``t0_ns``."""
+        reading ``kv0 + i · n_decode`` KV tokens, step i ending at ``ends[i]``, the first starting at ``t0_ns``.
+        Called once per stretch slice the engine applies, so a one-step slice stays in plain Python."""
         k = int(ends.shape[0])
         if k == 0 or n_decode <= 0:
             return 0.0
-        durs = np.diff(ends, prepend=np.int64(t0_ns)).astype(np.float64) * 1e-9
-        kv = kv0 + n_decode * np.arange(k, dtype=np.float64)
-        fixed_c = self._gemm_s(n_decode, n_decode)
-        work = (fixed_c + kv * (self._flops_per_pair * self._s_per_bf16_flop)) / COMPUTE_SATURATION \
-            + MEMORY_SHARE * (self._weights_s(n_decode) + kv * (self._kv_bytes * self._s_per_byte))
+        fixed = self._decode_fixed.get(n_decode)
+        if fixed is None:
+            fixed = self._gemm_s(n_decode, n_decode) / COMPUTE_SATURATION + MEMORY_SHARE * self._weights_s(n_decode)
+            self._decode_fixed[n_decode] = fixed
+        if k == 1:
+            return self._dyn_w * min((int(ends[0]) - t0_ns) * 1e-9, fixed + self._per_kv * kv0)
+        durs = ends.astype(np.float64)
+        durs[1:] -= ends[:-1]
+        durs[0] -= t0_ns
+        durs *= 1e-9
+        work = fixed + self._per_kv * (kv0 + n_decode * np.arange(k, dtype=np.float64))
         return float(self._dyn_w * np.minimum(durs, work).sum())
 
     def mixed_j(self, chunks: int, prefill_tokens: int, prefill_ctx: int, attention_pairs: int,
