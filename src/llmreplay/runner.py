@@ -20,6 +20,7 @@ from llmreplay import __version__
 from llmreplay.cluster.pool import Pool, PoolSpec
 from llmreplay.cluster.router import RouterConfig, make_router
 from llmreplay.config import RunConfig
+from llmreplay.cost.power import energy_summary, step_power
 from llmreplay.engine.config import EngineArgs, format_validation_error, parse_engine_args
 from llmreplay.engine.perf.hw import HardwareSetup, resolve_hardware
 from llmreplay.engine.perf.registry import build_engine_perf_model
@@ -89,6 +90,7 @@ def build_pool_spec(name: str, args: EngineArgs, trace: Trace) -> tuple[PoolSpec
         )
     spec = PoolSpec(name, args, perf, blocks, hw.tp, unit if trace.has_hashes else max(unit, args.block_size),
                     kv_bytes_per_token=hw.kv_bytes_per_token)
+    spec.power = step_power(hw)  # energy per step (llmreplay.cost.power)
     return spec, hw, notes
 
 
@@ -313,7 +315,8 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
         "metrics": metrics,
         "sla": sla_out,
         "cost": {"gpu_hours": gpu_hours, "peak_gpus": peak_gpus, "replica_transitions": len(events),
-                 "reversals": count_reversals(events, reversal_window)},
+                 "reversals": count_reversals(events, reversal_window),
+                 **energy_summary(result.pools, horizon, int(rec.osl[rec.completed].sum()))},
         "pools": pools_out,
         "timeseries": build_timeseries(rec, result.pools, horizon, good),
         "planner": None if planner is None else {**planner.report(),

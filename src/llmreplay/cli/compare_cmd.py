@@ -29,6 +29,8 @@ ROWS: list[tuple[str, tuple[str, ...], str]] = [
     ("SLA attainment", ("sla", "attainment"), "pct"),
     ("goodput (req/s)", ("sla", "goodput_rps"), "f3"),
     ("GPU-hours", ("cost", "gpu_hours"), "f3"),
+    ("energy (kWh)", ("cost", "energy_kwh"), "f3"),
+    ("energy per output token (J)", ("cost", "joules_per_output_token"), "f3"),
     ("peak GPUs", ("cost", "peak_gpus"), "int"),
     ("replica transitions", ("cost", "replica_transitions"), "int"),
 ]

@@ -26,6 +26,7 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     ("ITL p90", "itl_ms.p90", ",.1f"),
     ("SLA att.", "sla.attainment", ".1%"),
     ("GPU-h", "cost.gpu_hours", ",.2f"),
+    ("kWh", "cost.energy_kwh", ",.2f"),
     ("transitions", "cost.replica_transitions", "d"),
     ("reversals", "cost.reversals", "d"),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from llmreplay.cluster.router import Router
 from llmreplay.cluster.worker import State, Worker
@@ -16,6 +17,9 @@ from llmreplay.engine.config import EngineArgs
 from llmreplay.engine.engine import Engine
 from llmreplay.engine.perf.base import PerfModel
 from llmreplay.metrics.histogram import LogHistogram
+
+if TYPE_CHECKING:
+    from llmreplay.cost.power import StepPower
 
 
 @dataclass
@@ -29,6 +33,7 @@ class PoolSpec:
     gpus_per_worker: int
     unit_tokens: int
     kv_bytes_per_token: int = 0  # whole model, all TP ranks: what a disagg KV transfer moves per prompt token
+    power: StepPower | None = None  # per-step energy (llmreplay.cost.power); None: no energy figures
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Pool:
         wid = len(self.workers)
         eng = Engine(wid, self.spec.args, self.spec.perf, self.spec.num_blocks, self.spec.unit_tokens,
                      self.icl, fast_forward=self.fast_forward)
+        eng.power = self.spec.power
         w = Worker(wid, eng, self.spec.gpus_per_worker, self.name, now, state)
         self.workers.append(w)
         self._counts[state] += 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,9 @@ from llmreplay.engine.kv_cache_manager import KVCacheManager, cdiv
 from llmreplay.engine.perf.base import PerfModel, to_ns
 from llmreplay.engine.request import Phase, Request
 from llmreplay.metrics.histogram import LogHistogram
+
+if TYPE_CHECKING:
+    from llmreplay.cost.power import StepPower
 
 I64 = npt.NDArray[np.int64]
 
@@ -130,6 +134,9 @@ class Engine:
         self.preemptions = 0
         self.prompt_tokens_admitted = 0
         self.cached_tokens_admitted = 0
+        # energy: joules above idle of the steps run (llmreplay.cost.power), set by the pool
+        self.power: StepPower | None = None
+        self.active_j = 0.0
 
     # ------------------------------------------------------------------ public API
     @property
@@ -374,6 +381,9 @@ class Engine:
         if done > p.applied:
             t_prev = p.start_ns if p.applied == 0 else int(p.step_ends[p.applied - 1])
             self.busy_ns += int(p.step_ends[done - 1]) - t_prev
+            if self.power is not None:  # energy of exactly these steps
+                kv0 = self.decode_context_base + self.num_decoding * (p.first_step + p.applied)
+                self.active_j += self.power.decode_j(self.num_decoding, kv0, t_prev, p.step_ends[p.applied : done])
             self.steps = p.first_step + done
             p.applied = done
         if not record or p.recorded >= p.applied:
@@ -409,6 +419,9 @@ class Engine:
         self.token_gaps.add(dur, n - len(p.joined or ()))
         self.steps += 1
         self.busy_ns += dur
+        if self.power is not None:
+            self.active_j += self.power.mixed_j(len(chunks), sum(new for _, new in chunks), p.prefill_context_tokens,
+                                                p.prefill_attention, n, kv, dur)
         self._pop_finished(now, finished)
         kv_cache = self.kv_cache
         prefill_tokens = 0

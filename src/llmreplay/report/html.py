@@ -1400,7 +1400,7 @@ def summary_html(report: dict[str, Any]) -> str:
         _latency_cell(report, "ITL", "itl_ms", "itl_ms"),
         _latency_cell(report, "Request latency", "request_latency_ms", "e2e_ms"),
         f'<div class="card"><div class="k">GPU-hours</div><div class="big">{_num(cost.get("gpu_hours"), 3)}</div>'
-        f'<div class="sub">peak {_num(cost.get("peak_gpus"))} GPUs</div></div>',
+        f'<div class="sub">peak {_num(cost.get("peak_gpus"))} GPUs · {_num(cost.get("energy_kwh"), 3)} kWh</div></div>',
         f'<div class="card"><div class="k">Replica transitions</div><div class="big">{tr.total:,}</div>'
         f'<div class="sub">{e(trans_sub)}</div></div>',
         f'<div class="card"><div class="k">Requests</div><div class="big">{_num(req.get("completed"))} done</div>'

@@ -51,6 +51,8 @@ def totals_table(report: dict[str, Any]) -> Table:
         rows.append(("Goodput (requests/sec)", _fmt(sla["goodput_rps"])))
     rows += [
         ("GPU-hours", _fmt(cost["gpu_hours"], 3)),
+        ("Energy (kWh)", _fmt(cost.get("energy_kwh"), 3)),
+        ("Energy per Output Token (J)", _fmt(cost.get("joules_per_output_token"), 2)),
         ("Replica Transitions", _fmt(cost["replica_transitions"])),
         ("Prefix Cache Hit Rate (tokens)", "N/A" if m["prefix_cache_hit_rate"] is None
          else f"{m['prefix_cache_hit_rate'] * 100:.2f} %"),
