@@ -25,31 +25,38 @@ from llmreplay.engine.config import EngineArgs, format_validation_error, parse_e
 from llmreplay.engine.perf.hw import HardwareSetup, resolve_hardware
 from llmreplay.engine.perf.registry import build_engine_perf_model
 from llmreplay.errors import InputError
+from llmreplay.metrics.definitions import NS_PER_S, Sla, block_hit_rate, judge, ratio
 from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords
-from llmreplay.metrics.summary import Sla, compute_metrics, compute_sla, good_mask
+from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
 from llmreplay.planner.config import PlannerConfig, parse_planner_config
 from llmreplay.planner.planner import Planner, ScalingEvent
 from llmreplay.planner.scripted import ScriptedPolicy
+from llmreplay.report.model import SCHEMA_ID, RunReport
 from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
 from llmreplay.trace import load_trace
 from llmreplay.trace.model import Trace
 from llmreplay.trace.transform import jitter_arrivals, slice_trace, speed_up
 
-SCHEMA = "llmreplay.run/1"
+SCHEMA = SCHEMA_ID
 
 
 @dataclass
 class RunOutput:
-    """A finished run: the report (JSON-ready dict) plus the objects behind it."""
+    """A finished run: the typed report (``model``), its JSON-ready form (``report``) and the objects behind it."""
 
-    report: dict[str, Any]
+    model: RunReport
     records: RequestRecords
     result: ReplayResult
     trace: Trace
     header: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.report:
+            self.report = self.model.to_json_dict()
 
 
 def prepare_trace(cfg: RunConfig, trace: Trace | None = None) -> Trace:
@@ -228,23 +235,21 @@ def run(
 
 
 def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayResult, wall0: float,
-                 planner: Planner | ScriptedPolicy | None = None) -> dict[str, Any]:
+                 planner: Planner | ScriptedPolicy | None = None) -> RunReport:
+    """The run report: every number comes from a metric definition (:mod:`llmreplay.metrics.definitions`)."""
     rec = result.records
-    warmup_ns = int(cfg.warmup_s * 1e9)
+    warmup_ns = int(cfg.warmup_s * NS_PER_S)
     engines = [w.engine for p in result.pools.values() for w in p.workers]
     prompt = sum(e.prompt_tokens_admitted for e in engines)
     cached = sum(e.cached_tokens_admitted for e in engines)
-    metrics = compute_metrics(rec, result.icl, cached / prompt if prompt else None, warmup_ns)
-    admitted = rec.cached_tokens >= 0
-    block_refs = int(np.diff(trace.hash_offsets)[admitted].sum()) if trace.has_hashes else 0
-    metrics["prefix_cache_block_hit_rate"] = (
-        float((rec.cached_tokens[admitted] // trace.block_size).sum() / block_refs) if block_refs else None
-    )
+    hash_blocks = np.diff(trace.hash_offsets) if trace.has_hashes else None
+    metrics = compute_metrics(rec, result.icl, ratio(cached, prompt),
+                              block_hit_rate(rec, hash_blocks, trace.block_size), warmup_ns)
     sla = Sla(cfg.sla_ttft_ms, cfg.sla_itl_ms, cfg.sla_e2e_ms)
     if not sla.any and planner is not None:  # the goodput SLA defaults to the planner's targets
         sla = Sla(planner.cfg.ttft, planner.cfg.itl, None)
-    good = good_mask(rec, sla, warmup_ns) if sla.any else None
-    sla_out = compute_sla(rec, sla, metrics["duration_s"], warmup_ns, good)
+    judgement = judge(rec, sla, warmup_ns) if sla.any else None
+    sla_out = compute_sla(sla, judgement, metrics["duration_s"])
     horizon = result.horizon_ns
     pools_out: dict[str, Any] = {}
     gpu_hours = 0.0
@@ -252,8 +257,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
     for name, pool in result.pools.items():
         gh = pool.gpu_hours(horizon)
         gpu_hours += gh
-        worker_s = pool.worker_seconds(horizon)
-        busy_s = sum(w.engine.busy_ns for w in pool.workers) / 1e9
+        busy_s = sum(w.engine.busy_ns for w in pool.workers) / NS_PER_S
         peak_kv = peak_queue = peak_waiting = 0
         for w in pool.workers:
             cols = w.engine.fpm.cols
@@ -268,7 +272,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
             "workers_peak": peak_workers,
             "gpus_per_worker": pool.spec.gpus_per_worker,
             "gpu_hours": gh,
-            "utilization": busy_s / worker_s if worker_s > 0 else None,
+            "utilization": ratio(busy_s, pool.worker_seconds(horizon)),
             "kv_peak_fraction": peak_kv / pool.spec.num_blocks,
             "queued_prefill_tokens_peak": peak_queue,  # on one worker
             "waiting_requests_peak": peak_waiting,  # on one worker
@@ -308,8 +312,8 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss_kb / 1024 if sys.platform != "darwin" else rss_kb / 1024 / 1024
     wall = time.perf_counter() - wall0
-    return {
-        "schema": SCHEMA,
+    return RunReport.model_validate({
+        "schema": SCHEMA_ID,
         "config": config,
         "requests": rec.counts(),
         "metrics": metrics,
@@ -318,7 +322,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
                  "reversals": count_reversals(events, reversal_window),
                  **energy_summary(result.pools, horizon, int(rec.osl[rec.completed].sum()))},
         "pools": pools_out,
-        "timeseries": build_timeseries(rec, result.pools, horizon, good),
+        "timeseries": build_timeseries(rec, result.pools, horizon, judgement, warmup_ns),
         "planner": None if planner is None else {**planner.report(),
                                                   "config": planner.cfg.model_dump()},
         "sim": {
@@ -333,7 +337,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
             "peak_rss_mb": rss_mb,
             "version": __version__,
         },
-    }
+    })
 
 
 def count_reversals(events: list[ScalingEvent], window_s: float) -> int:
@@ -372,22 +376,25 @@ def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
     return lines
 
 
-def html_report_path(cfg: RunConfig, report: dict[str, Any]) -> Path | None:
+def html_report_path(cfg: RunConfig, report: RunReport | dict[str, Any]) -> Path | None:
     """--report-html, else the planner's ``report_filename`` under ./planner_reports/ (Dynamo's place; a name
     with a directory part is used as given)."""
     if cfg.report_html:
         return Path(cfg.report_html)
-    name = ((report.get("planner") or {}).get("config") or {}).get("report_filename")
+    planner = report.planner if isinstance(report, RunReport) else RunReport.model_validate(report).planner
+    name = planner.config.get("report_filename") if planner is not None else None
     if not name:
         return None
     p = Path(name)
     return p if p.parent != Path(".") else Path("planner_reports") / p
 
 
-def dump_report(report: dict[str, Any]) -> str:
+def dump_report(report: RunReport | dict[str, Any]) -> str:
     """The run report as written to disk: indented JSON, no NaN (a missing value is null)."""
     import json
 
+    if isinstance(report, RunReport):
+        report = report.to_json_dict()
     return json.dumps(report, indent=2, allow_nan=False, default=_json_default) + "\n"
 
 

@@ -182,7 +182,8 @@ def make_report(kind: str = "agg", n_bins: int = 60, bin_s: float = 10.0, worker
                     "inter_chunk_latency_ms": stats, "request_throughput_rps": 2.0,
                     "output_token_throughput_tps": 600.0, "prefix_cache_hit_rate": 0.21, "duration_s": horizon},
         "sla": ({"ttft_ms": 2500.0, "itl_ms": 50.0, "e2e_ms": None, "attainment": good / total,
-                 "goodput_rps": good / horizon, "good_requests": good} if sla else
+                 "goodput_rps": good / horizon, "good_requests": good, "population": total,
+                 "within_ttft": 0.913, "within_itl": 0.962, "within_ttft_and_itl": good / total} if sla else
                 {"ttft_ms": None, "itl_ms": None, "e2e_ms": None, "attainment": None, "goodput_rps": None}),
         "cost": {"gpu_hours": float(sum(p["gpu_hours"] for p in pools.values())),
                  "peak_gpus": max(sum(p["gpus"][i] for p in pools_ts.values()) for i in range(n)),

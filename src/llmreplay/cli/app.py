@@ -211,6 +211,14 @@ def report(
     execute_report(run_json, output, plotlyjs, out)
 
 
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the run report (--report-json), with its version."""
+    from llmreplay.cli.schema_cmd import execute_schema
+
+    execute_schema(out)
+
+
 perf_app = BoundedTyper(no_args_is_help=True, help="Inspect perf models: step-time surface and engine capacity.")
 app.add_typer(perf_app, name="perf")
 

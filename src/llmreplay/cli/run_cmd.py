@@ -59,7 +59,7 @@ def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, 
             console.print(line, highlight=False)
         for w in result.warnings:
             console.print(f"[yellow]note:[/] {w}", highlight=False)
-    print_summary(result.report, console)
+    print_summary(result.model, console)
     for line in write_outputs(cfg, result):
         console.print(line, highlight=False)
     return result

@@ -92,18 +92,14 @@ class RequestRecords:
         }
 
     def columns(self) -> dict[str, Any]:
-        """Columns for the per-request output file (times in ms, strings for enums)."""
+        """Columns for the per-request output file (times in ms, strings for enums); the latency columns are the
+        metric definitions' per-request values (every request, warm-up included)."""
+        from llmreplay.metrics.definitions import ITL, NS_PER_MS, REQUEST_LATENCY, TTFT
 
         def ms(a: I64) -> npt.NDArray[np.float64]:
-            out = a.astype(np.float64) / 1e6
+            out = a.astype(np.float64) / NS_PER_MS
             out[a < 0] = np.nan
             return out
-
-        ttft = np.where(self.first_token_ns >= 0, self.first_token_ns - self.arrival_ns, -1)
-        e2e = np.where(self.finish_ns >= 0, self.finish_ns - self.arrival_ns, -1)
-        itl = np.full(len(self), np.nan)
-        ok = (self.finish_ns >= 0) & (self.osl >= 2)
-        itl[ok] = (self.finish_ns[ok] - self.first_token_ns[ok]) / (self.osl[ok] - 1) / 1e6
         return {
             "request": np.arange(len(self)),
             "line": self.line,
@@ -115,9 +111,9 @@ class RequestRecords:
             "arrival_ms": ms(self.arrival_ns),
             "first_token_ms": ms(self.first_token_ns),
             "finish_ms": ms(self.finish_ns),
-            "ttft_ms": ms(ttft),
-            "itl_ms": itl,
-            "request_latency_ms": ms(e2e),
+            "ttft_ms": TTFT.per_request(self),
+            "itl_ms": ITL.per_request(self),
+            "request_latency_ms": REQUEST_LATENCY.per_request(self),
             "cached_tokens": self.cached_tokens,
             "worker": self.worker,
             "prefill_worker": self.prefill_worker,

@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from llmreplay.cluster.pool import Pool
+from llmreplay.metrics import definitions as d
+from llmreplay.metrics.definitions import SlaJudgement
 from llmreplay.metrics.records import RequestRecords, Status
 
 MAX_BINS = 400
@@ -80,7 +82,8 @@ def build_timeseries(
     rec: RequestRecords,
     pools: dict[str, Pool],
     horizon_ns: int,
-    good: npt.NDArray[np.bool_] | None,
+    judgement: SlaJudgement | None,
+    warmup_ns: int = 0,
 ) -> dict[str, Any]:
     horizon_s = max(horizon_ns / 1e9, 1e-9)
     width = bin_width_s(horizon_s)
@@ -95,11 +98,11 @@ def build_timeseries(
 
     arr_bin = bins(rec.arrival_ns[sent])
     fin_bin = bins(rec.finish_ns[done])
-    ttft = (rec.first_token_ns[done] - rec.arrival_ns[done]) / 1e6
-    osl = rec.osl[done]
-    has_itl = osl >= 2
-    itl = np.full(ttft.shape[0], np.nan)
-    itl[has_itl] = (rec.finish_ns[done][has_itl] - rec.first_token_ns[done][has_itl]) / (osl[has_itl] - 1) / 1e6
+    # latency by completion interval, from the metric definitions (warm-up requests left out, as in the summary)
+    ttft = d.record_values(d.TTFT, rec, warmup_ns)[done]
+    itl = d.record_values(d.ITL, rec, warmup_ns)[done]
+    has_itl = np.isfinite(itl)
+    has_ttft = np.isfinite(ttft)
     itl_bins = fin_bin[has_itl]
     admitted = rec.cached_tokens >= 0
     adm_bin = bins(np.where(sent, rec.arrival_ns, 0)[admitted])
@@ -114,8 +117,8 @@ def build_timeseries(
         "arrivals": np.bincount(arr_bin, minlength=n)[:n].tolist(),
         "completions": np.bincount(fin_bin, minlength=n)[:n].tolist(),
         "arrival_rps": (np.bincount(arr_bin, minlength=n)[:n] / width).round(6).tolist(),
-        "ttft_ms_avg": _nan_to_none(_binned_mean(fin_bin, ttft, n)),
-        "ttft_ms_p90": _binned_p90(fin_bin, ttft, n),
+        "ttft_ms_avg": _nan_to_none(_binned_mean(fin_bin[has_ttft], ttft[has_ttft], n)),
+        "ttft_ms_p90": _binned_p90(fin_bin[has_ttft], ttft[has_ttft], n),
         "itl_ms_avg": _nan_to_none(_binned_mean(itl_bins, itl[has_itl], n)),
         "itl_ms_p90": _binned_p90(itl_bins, itl[has_itl], n),
         "isl_avg": _nan_to_none(_binned_mean(arr_bin, rec.isl[sent].astype(np.float64), n)),
@@ -123,9 +126,12 @@ def build_timeseries(
         "prefix_cache_hit_rate": _nan_to_none(hit),
         "sla_attainment": None,
     }
-    if good is not None:
-        # attainment by arrival interval: of the requests sent in the bin, the share that met the SLA
-        out["sla_attainment"] = _nan_to_none(_binned_mean(arr_bin, good[sent].astype(np.float64), n))
+    if judgement is not None:
+        # attainment by arrival interval: of the bin's requests in the attainment population, the share that met
+        # the SLA (warm-up intervals have none: a gap)
+        pop = judgement.population[sent]
+        out["sla_attainment"] = _nan_to_none(_binned_mean(arr_bin[pop], judgement.good[sent][pop].astype(np.float64),
+                                                          n))
     pools_out: dict[str, Any] = {}
     for name, pool in pools.items():
         cap = pool.spec.num_blocks
@@ -169,25 +175,22 @@ def build_timeseries(
             "workers": workers,
         }
     out["pools"] = pools_out
-    out["cdf"] = latency_cdf(rec)
+    out["cdf"] = latency_cdf(rec, warmup_ns)
     return out
 
 
 CDF_POINTS = 101
 
 
-def latency_cdf(rec: RequestRecords) -> dict[str, Any]:
-    """Quantiles 0, 1, ..., 100 % of TTFT, per-request ITL and request latency (ms) of completed requests,
-    enough to draw the CDFs without keeping every request in the report."""
-    done = rec.status == Status.COMPLETED
-    ttft = (rec.first_token_ns[done] - rec.arrival_ns[done]) / 1e6
-    e2e = (rec.finish_ns[done] - rec.arrival_ns[done]) / 1e6
-    osl = rec.osl[done]
-    m = osl >= 2
-    itl = (rec.finish_ns[done][m] - rec.first_token_ns[done][m]) / (osl[m] - 1) / 1e6
+def latency_cdf(rec: RequestRecords, warmup_ns: int = 0) -> dict[str, Any]:
+    """Quantiles 0, 1, ..., 100 % of TTFT, per-request ITL and request latency (ms) of the measured requests (the
+    same values as the summary's statistics), enough to draw the CDFs without keeping every request."""
     q = np.linspace(0, 100, CDF_POINTS)
 
-    def quant(v: F64) -> list[float] | None:
+    def quant(metric: d.MetricDef) -> list[float] | None:
+        v = d.record_values(metric, rec, warmup_ns)
+        v = v[np.isfinite(v)]
         return [round(float(x), 4) for x in np.percentile(v, q)] if v.size else None
 
-    return {"percent": q.tolist(), "ttft_ms": quant(ttft), "itl_ms": quant(itl), "request_latency_ms": quant(e2e)}
+    return {"percent": q.tolist(), "ttft_ms": quant(d.TTFT), "itl_ms": quant(d.ITL),
+            "request_latency_ms": quant(d.REQUEST_LATENCY)}

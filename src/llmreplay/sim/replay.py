@@ -27,6 +27,7 @@ import numpy as np
 from llmreplay.cluster.pool import Pool, PoolSpec
 from llmreplay.cluster.worker import State, Worker
 from llmreplay.engine.request import Request
+from llmreplay.metrics.definitions import request_itl_ms, ttft_ms
 from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords, Status
 from llmreplay.sim.events import EventQueue, Kind
@@ -364,8 +365,8 @@ class Replay:
             rec.cached_tokens[i] = req.cached_tokens
         rec.preemptions[i] += req.preemptions
         if self.observer is not None:
-            itl = (req.finish_ns - req.first_token_ns) / (req.osl - 1) / 1e6 if req.osl > 1 else None
-            self.observer.finished((req.first_token_ns - req.arrival_ns) / 1e6, itl, req.isl,
+            itl = request_itl_ms(req.first_token_ns, req.finish_ns, req.osl)
+            self.observer.finished(ttft_ms(req.arrival_ns, req.first_token_ns), itl, req.isl,
                                    int(rec.cached_tokens[i]))
         self.finished_count += 1
         self.last_completion_ns = now

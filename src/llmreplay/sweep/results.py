@@ -17,20 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from llmreplay.errors import InputError
+from llmreplay.report.model import RunReport, parse_report
 from llmreplay.sweep.executors import PointResult
 from llmreplay.sweep.grid import Point
 from llmreplay.sweep.spec import Axis, canonical_json
 
-#: column → where it sits in the run report (SPEC §6.2)
+#: column → where it sits in the typed run report (SPEC §6.2; :mod:`llmreplay.report.model`)
 METRICS: tuple[tuple[str, tuple[str, ...]], ...] = (
     *((f"{m}.{s}", ("metrics", m, s)) for m in ("ttft_ms", "itl_ms", "request_latency_ms")
       for s in ("avg", "p50", "p90", "p99")),
     ("request_throughput_rps", ("metrics", "request_throughput_rps")),
     ("output_token_throughput_tps", ("metrics", "output_token_throughput_tps")),
     ("prefix_cache_hit_rate", ("metrics", "prefix_cache_hit_rate")),
-    *((f"sla.{k}", ("sla", k)) for k in ("ttft_ms", "itl_ms", "e2e_ms", "attainment", "goodput_rps")),
+    *((f"sla.{k}", ("sla", k)) for k in ("ttft_ms", "itl_ms", "e2e_ms", "attainment", "goodput_rps", "within_ttft",
+                                         "within_itl")),
     *((f"cost.{k}", ("cost", k)) for k in ("gpu_hours", "energy_kwh", "joules_per_output_token", "peak_gpus",
-                                                  "replica_transitions", "reversals")),
+                                           "replica_transitions", "reversals")),
     *((f"requests.{k}", ("requests", k)) for k in ("total", "completed", "rejected", "unfinished")),
     ("sim.simulated_s", ("sim", "simulated_s")),
     ("sim.wall_s", ("sim", "wall_s")),
@@ -63,7 +65,8 @@ def _kind(v: Any) -> str | None:
 
 def make_row(point: Point, result: PointResult, cells: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
     """One table row: the point, its swept values, status/error, and the report's headline metrics."""
-    report = json.loads(result.report_json) if result.report_json is not None else None
+    report = (parse_report(json.loads(result.report_json), f"sweep point {point.id}")
+              if result.report_json is not None else None)
     row: dict[str, Any] = {"point": point.index, "id": point.id}
     for path, value in point.overrides.items():
         row[path] = cells[path](value)
@@ -76,12 +79,14 @@ def make_row(point: Point, result: PointResult, cells: dict[str, Callable[[Any],
     return row
 
 
-def _get(d: Any, path: tuple[str, ...]) -> Any:
+def _get(report: RunReport | None, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in the typed report (None when the point has no report)."""
+    value: Any = report
     for k in path:
-        if not isinstance(d, dict):
+        if value is None:
             return None
-        d = d.get(k)
-    return d
+        value = getattr(value, k)
+    return value
 
 
 class ResultStore:
