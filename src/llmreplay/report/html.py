@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from llmreplay.errors import InputError
+from llmreplay.report.baselines_panel import baselines_section
 
 F64 = npt.NDArray[np.float64]
 
@@ -1460,6 +1461,7 @@ def render_html(report: dict[str, Any], plotlyjs: str = "inline") -> str:
         body.append('<section id="cdfs"><h2>Latency distributions (completed requests)</h2>'
                     '<p class="hint">Share of requests at or below each latency; the dashed line is the SLA.</p>\n'
                     + _plot_div("llmreplay-cdfs", cfig) + "\n</section>\n")
+    body.append(baselines_section(report))
     body.append("<script>window.llmreplayRenderedMs = performance.now();</script>\n")
     version = sim.get("version")
     body.append(f"<footer>llmreplay {e_str(version)} · schema {e_str(report.get('schema'))} · "
