@@ -106,8 +106,14 @@ def run(
                                                   help="Step-by-step reference mode (no fast-forward; slow).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the summary.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    baselines: Annotated[bool, typer.Option(help="With a planner: replay the best fixed fleet and the hindsight "
+                                                 "schedule, and report the planner's regret.")] = True,
+    baselines_goal: Annotated[float, typer.Option(help="SLA attainment goal of the baselines (share).")] = 0.9,
+    baselines_jobs: Annotated[int | None, typer.Option(help="Baseline replays at once (default: CPUs).")] = None,
+    baselines_executor: Annotated[str, typer.Option(help="Where baseline replays run: local | ray.")] = "local",
 ) -> None:
     """Replay one trace and print AIPerf-style metrics."""
+    from llmreplay.baselines import BaselineOptions
     from llmreplay.cli.run_cmd import execute_run
 
     flags: dict[str, Any] = {
@@ -126,7 +132,9 @@ def run(
     }  # fmt: skip
     if reference_steps:
         flags["fast_forward"] = False
-    execute_run(flags, config, demo, quiet=quiet, progress=not (no_progress or quiet), console=out)
+    execute_run(flags, config, demo, quiet=quiet, progress=not (no_progress or quiet), console=out,
+                baselines=BaselineOptions(baselines_goal, None, baselines_executor, baselines_jobs) if baselines
+                else None)
 
 
 @app.command("trace-stats")

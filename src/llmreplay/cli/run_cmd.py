@@ -9,8 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from llmreplay.baselines import BaselineOptions, compute_baselines, console_lines
 from llmreplay.config import RunConfig, build_run_config, read_mapping_file
 from llmreplay.errors import InputError
+from llmreplay.report.model import Baselines
 from llmreplay.report.table import print_summary
 from llmreplay.runner import RunOutput, prepare_trace, run, write_outputs
 
@@ -36,7 +38,7 @@ def resolve_config(flags: dict[str, Any], config_file: Path | None, demo: bool) 
 
 
 def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, quiet: bool, progress: bool,
-                console: Console) -> RunOutput:
+                console: Console, baselines: BaselineOptions | None = None) -> RunOutput:
     cfg = resolve_config(flags, config_file, demo)
     show_bar = progress and sys.stdout.isatty()
     if show_bar:
@@ -60,6 +62,22 @@ def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, 
         for w in result.warnings:
             console.print(f"[yellow]note:[/] {w}", highlight=False)
     print_summary(result.model, console)
+    if baselines is not None and result.model.planner is not None:
+        add_baselines(cfg, result, baselines, console, show_status=progress and sys.stdout.isatty())
     for line in write_outputs(cfg, result):
         console.print(line, highlight=False)
     return result
+
+
+def add_baselines(cfg: RunConfig, result: RunOutput, options: BaselineOptions, console: Console,
+                  show_status: bool) -> None:
+    """Replay the baselines of a planner run, put them in the report and print them."""
+    if show_status:
+        with console.status("replaying baselines (best fixed fleet, hindsight schedule)…"):
+            block = compute_baselines(cfg, result.trace, result.report, options)
+    else:
+        block = compute_baselines(cfg, result.trace, result.report, options)
+    result.model.baselines = Baselines.model_validate(block)
+    result.report = result.model.to_json_dict()
+    for line in console_lines(block):
+        console.print(line, highlight=False)

@@ -15,6 +15,7 @@ from typing import Any
 from llmreplay.errors import InputError
 from llmreplay.metrics import definitions as d
 from llmreplay.report.assets import CSS, SCRIPT
+from llmreplay.report.baselines_panel import baselines_section
 from llmreplay.report.data import (
     ATTAINMENT_GOAL,
     describe_engines,
@@ -159,6 +160,8 @@ def render_html(report: RunReport | dict[str, Any], plotlyjs: str = "inline") ->
         hint += "; the dashed line is the SLA." if any(v is not None for v in sla_targets(model).values()) else "."
         body.append('<section id="cdfs"><h2>Latency distributions (completed requests)</h2>'
                     f'<p class="hint">{hint}</p>\n' + _plot_div("llmreplay-cdfs", cfig) + "\n</section>\n")
+    if model.baselines is not None:
+        body.append(baselines_section(model.baselines.model_dump(mode="json")))
     body.append("<script>window.llmreplayRendered = true;</script>\n")
     body.append(f"<footer>llmreplay {e(model.sim.version or '')} · schema {e(model.schema_id)} · "
                 "times are elapsed simulated time (m:ss)</footer>\n")
