@@ -137,6 +137,7 @@ def test_report_in_chromium(browser: Browser, tmp_path: Path, name: str) -> None
 
 def test_real_conversation_report_renders(browser: Browser, tmp_path: Path,
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Render time is a benchmark number, not a test bar: a busy 2-core machine took 6-7 s here."""
     report = RunReport.model_validate(real_conv_report(tmp_path_factory.getbasetemp()))
     page, errors = _open(browser, report, tmp_path, "conv")
     try:

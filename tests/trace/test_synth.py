@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +181,22 @@ def test_round_trip_keeps_sub_ms_times_and_traces_without_hashes(tmp_path: Path,
 def test_write_into_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         write_trace(poisson(1.0, num_requests=2), tmp_path / "no" / "t.jsonl")
+
+
+# ---- ranges: a trace must fit int64 ns and memory --------------------------------------------------------
+@pytest.mark.parametrize(("args", "needle"), [
+    (["poisson", "--rate", "1e-300", "--num-requests", "5"], "146 years"),
+    (["bursty", "--rate", "1e-300", "--num-requests", "5"], "146 years"),
+    (["poisson", "--rate", "1e300", "--duration", "10"], "at most 100,000,000"),
+    (["poisson", "--rate", "1", "--duration", "inf"], "--duration must be > 0"),
+    (["poisson", "--rate", "nan", "--num-requests", "3"], "--rate must be"),
+    (["poisson", "--rate", "1", "--num-requests", "1000000000000"], "--num-requests must be a whole number"),
+    (["bursty", "--rate", "1", "--cv", "1e300", "--num-requests", "10"], "--cv must be from 0.01 to 100"),
+])
+def test_synth_out_of_range_exits_2_and_writes_nothing(tmp_path: Path, args: list[str], needle: str) -> None:
+    out_file = tmp_path / "t.jsonl"
+    out = subprocess.run([sys.executable, "-m", "llmreplay", "synth", *args, "-o", str(out_file)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert needle in " ".join(out.stderr.split()) and "Traceback" not in out.stderr
+    assert not out_file.exists()

@@ -18,11 +18,12 @@ import io
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +42,10 @@ NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 MISSING = int(np.iinfo(np.int64).min)  # "field absent" in the raw timestamp and delay columns
 _MAX_INT = 2**62  # larger integers cannot be right and would overflow int64 arithmetic
+#: the longest line a trace may have. One Mooncake line with 10^5 hash ids is about 1-2 MB, so 16 MiB admits
+#: any real trace while a file without line breaks (``/dev/zero``, a binary blob) stops after 16 MiB.
+MAX_LINE_BYTES = 1 << 24
+_READ_CHUNK = 1 << 22
 
 # Field names, first one canonical. Times carry their unit (ns per unit).
 TIME_FIELDS: tuple[tuple[str, int], ...] = (
@@ -138,17 +143,63 @@ def detect_format(path: str | Path) -> str:
 
 
 def _read_bytes(p: Path, source: str) -> bytes:
+    """The trace's bytes (BOM dropped), read in chunks so a file that is not text stops early: bytes that are
+    not UTF-8 fail at once naming the line, and a line longer than :data:`MAX_LINE_BYTES` (``/dev/zero``, a
+    binary blob without line breaks) fails after that many bytes instead of filling memory."""
     try:
-        if p.suffix == ".gz":
-            with gzip.open(p, "rb") as fh:
-                data = fh.read()
-        else:
-            data = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the trace: {exc.strerror or exc}.", source=source) from None
+        with gzip.open(p, "rb") if p.suffix == ".gz" else p.open("rb") as fh:
+            data = _read_text_bytes(fh, source)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise InputError(f"cannot read the trace: {reason}.", source=source) from None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     return data
+
+
+def _read_text_bytes(fh: io.BufferedIOBase, source: str) -> bytes:
+    """Read ``fh`` to the end, checking UTF-8 and the line length chunk by chunk (O(1) work per chunk beyond
+    the decode: only a line that spans chunks can be longer than a chunk)."""
+    chunks: list[bytes] = []
+    pos = 0  # bytes read before this chunk
+    line_start = 0  # offset where the current (unfinished) line starts
+    pending = b""  # an incomplete UTF-8 sequence at the end of the previous chunk
+    while True:
+        chunk = fh.read(_READ_CHUNK)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        first_nl = chunk.find(b"\n")
+        end = pos + (first_nl if first_nl >= 0 else len(chunk))
+        if end - line_start > MAX_LINE_BYTES:
+            raise InputError(
+                f"a line is longer than {MAX_LINE_BYTES >> 20} MiB (no line break in {MAX_LINE_BYTES:,} bytes): "
+                "this does not look like a trace (one JSON object or CSV row per line).", source=source,
+                line=_count_lines(chunks))
+        if first_nl >= 0:
+            line_start = pos + chunk.rfind(b"\n") + 1
+        if pending or not chunk.isascii():  # ASCII (most traces) is UTF-8: skip the decode
+            buf = pending + chunk if pending else chunk
+            try:
+                _, used = codecs.utf_8_decode(buf, "strict", False)
+            except UnicodeDecodeError as exc:
+                _not_utf8(chunks, pos - len(pending) + exc.start, buf[exc.start:exc.start + 1], source)
+            pending = buf[used:]
+        pos += len(chunk)
+    if pending:
+        _not_utf8(chunks, pos - len(pending), pending[:1], source)
+    return b"".join(chunks)
+
+
+def _count_lines(chunks: list[bytes], upto: int | None = None) -> int:
+    """1-based number of the line holding byte ``upto`` (default: the last byte read)."""
+    data = b"".join(chunks)
+    return data.count(b"\n", 0, len(data) if upto is None else upto) + 1
+
+
+def _not_utf8(chunks: list[bytes], offset: int, byte: bytes, source: str) -> NoReturn:
+    raise InputError(f"the trace is not UTF-8 text (byte {byte!r} at byte offset {offset:,}); a trace is JSON "
+                     "lines or CSV saved as UTF-8.", source=source, line=_count_lines(chunks, offset))
 
 
 def _first_line(data: bytes) -> bytes:
@@ -252,6 +303,8 @@ def _python_json(data: bytes, source: str) -> _Raw:
             obj = loads(text)
         except ValueError as exc:
             raise fail(lineno, f"invalid JSON ({exc}); each line must hold one JSON object.") from None
+        except RecursionError:
+            raise fail(lineno, "JSON nested too deeply; each line must hold one flat JSON object.") from None
         if type(obj) is not dict:
             raise fail(lineno, f"expected a JSON object like {{\"timestamp\": 0, \"input_length\": 512, "
                                f"\"output_length\": 64}}, got {type(obj).__name__}.")
@@ -344,15 +397,28 @@ def _python_json(data: bytes, source: str) -> _Raw:
 
 def _hash_array(flat: list[Any], offsets: list[int], line: list[int], source: str) -> I64:
     """``flat`` as int64, or an InputError at the first request holding a non-integer block id."""
-    arr = np.array(flat) if flat else np.zeros(0, dtype=np.int64)
-    if arr.dtype.kind in "iu" and (not arr.size or (arr.max() < _MAX_INT and arr.min() > -_MAX_INT)):
+    try:
+        arr = np.array(flat) if flat else np.zeros(0, dtype=np.int64)
+    except (ValueError, TypeError, OverflowError):  # e.g. [[1, 2], [3]]: ragged nesting
+        arr = np.zeros(0, dtype=object)
+    if arr.ndim == 1 and arr.dtype.kind in "iu" and (not arr.size or (arr.max() < _MAX_INT
+                                                                       and arr.min() > -_MAX_INT)):
         return arr.astype(np.int64)
     for r in range(len(offsets) - 1):
         for v in flat[offsets[r] : offsets[r + 1]]:
+            if type(v) is list:
+                raise InputError(f"field 'hash_ids' must be a flat list of integers (block ids), found the "
+                                 f"nested list {_short(v)}; write e.g. [1, 2, 3].", source=source, line=line[r])
             if type(v) is not int or not -_MAX_INT < v < _MAX_INT:
-                raise InputError(f"field 'hash_ids' must be a list of integers (block ids), found {v!r}.",
+                raise InputError(f"field 'hash_ids' must be a list of integers (block ids), found {_short(v)}.",
                                  source=source, line=line[r])
-    return arr.astype(np.int64)  # pragma: no cover - unreachable: some element above is not an int
+    raise AssertionError("unreachable: some block id above is not an int")  # pragma: no cover
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    """``repr(v)`` cut to ``limit`` characters, for messages about values that may be huge."""
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _PIECE_BYTES = 1 << 24
@@ -376,6 +442,8 @@ def _arrow_json(buf: list[bytes], lines: I64 | None) -> _Raw | None:
                 nl = data.find(b"\n", end)
                 end = size if nl < 0 else nl + 1
             if _NON_SPACE.search(data, start, end) is not None:
+                if _max_openers_per_line(data[start:end]) > _ARROW_MAX_NESTING:
+                    return None  # pyarrow's JSON reader crashes on deep nesting; Python's raises
                 try:
                     table = pajson.read_json(pa.BufferReader(pa.py_buffer(view[start:end])),
                                              read_options=pajson.ReadOptions(block_size=1 << 22))
@@ -422,6 +490,22 @@ def _arrow_json(buf: list[bytes], lines: I64 | None) -> _Raw | None:
     raw = _Raw(cat("ts_ns"), cat("isl"), cat("osl"), offsets, cat("hash_ids"), np.concatenate(sessions),
                cat("delay_ns"), line, list(keys), names, sorted(notes))
     return raw
+
+
+#: brackets a line may open before it goes to the line-by-line parser instead of pyarrow's, whose recursive
+#: JSON reader overflows the stack (a segfault, not an error) somewhere between 5,000 and 20,000 levels
+_ARROW_MAX_NESTING = 1000
+_NOT_OPENER = bytes(b for b in range(256) if b not in b"[{\n")
+
+
+def _max_openers_per_line(piece: bytes) -> int:
+    """Most ``[``/``{`` on one line of ``piece``: an upper bound on its JSON nesting (a Mooncake line has 2)."""
+    kept = np.frombuffer(piece.translate(None, _NOT_OPENER), dtype=np.uint8)
+    breaks = np.flatnonzero(kept == ord("\n"))
+    if breaks.size == 0:
+        return int(kept.size)
+    gaps = np.diff(breaks, prepend=-1, append=kept.size) - 1
+    return int(gaps.max())
 
 
 def _arrow_table(table: pa.Table) -> _Raw | None:
@@ -579,7 +663,11 @@ def _load_csv(data: bytes, source: str, azure: bool) -> _Raw:
         parts = data.split(b"\n")
         data = b"\n".join(parts[i - 1] for i in lines.tolist())
     header_text = _first_line(data).decode("utf-8", "replace")
-    header = next(csv.reader([header_text]))
+    try:
+        header = next(csv.reader([header_text]))
+    except csv.Error as exc:
+        raise InputError(f"the first line is not a CSV header ({exc}).", source=source,
+                         line=1 if lines is None else int(lines[0])) from None
     header = [h.strip() for h in header]
     header_line = 1 if lines is None else int(lines[0])
     if len(set(header)) != len(header):
@@ -611,21 +699,23 @@ def _arrow_csv(data: bytes, header: list[str]) -> pa.Table | None:
 
 
 def _python_csv(data: bytes, header: list[str], source: str, lines: I64 | None) -> pa.Table:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"the CSV is not UTF-8 text ({exc.reason} at byte {exc.start}).",
-                         source=source) from None
+    text = data.decode("utf-8")  # checked as UTF-8 when read
     cols: list[list[str]] = [[] for _ in header]
     rows = csv.reader(io.StringIO(text))
-    next(rows, None)
-    for r, row in enumerate(rows):
-        lineno = r + 2 if lines is None else int(lines[r + 1])
-        if len(row) != len(header):
-            raise InputError(f"expected {len(header)} comma-separated fields ({', '.join(header)}), found "
-                             f"{len(row)}.", source=source, line=lineno)
-        for c, v in zip(cols, row, strict=True):
-            c.append(v)
+
+    def file_line(k: int) -> int:  # 1-based line k of the non-blank text -> line of the file
+        return k if lines is None else int(lines[min(k, lines.shape[0]) - 1])
+
+    try:
+        next(rows, None)
+        for row in rows:
+            if len(row) != len(header):
+                raise InputError(f"expected {len(header)} comma-separated fields ({', '.join(header)}), found "
+                                 f"{len(row)}.", source=source, line=file_line(rows.line_num))
+            for c, v in zip(cols, row, strict=True):
+                c.append(v)
+    except csv.Error as exc:  # e.g. a stray carriage return or quote in binary garbage
+        raise InputError(f"not a CSV row ({exc}).", source=source, line=file_line(max(rows.line_num, 1))) from None
     return pa.table({h: pa.array(c, type=pa.string()) for h, c in zip(header, cols, strict=True)})
 
 

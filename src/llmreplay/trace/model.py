@@ -65,27 +65,65 @@ class Trace:
         return self._prefix_keys
 
 
+_SEED = 0x9E3779B97F4A7C15  # the key of the empty prefix
+_M1, _M2, _M3 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+#: below this many requests still holding blocks at a position, one numpy pass costs more than finishing
+#: those requests' remaining blocks in plain Python
+_VECTOR_MIN_LIVE = 16
+
+
 def chain_prefix_keys(offsets: I64, ids: I64) -> I64:
     """Chained 64-bit prefix keys: key j = mix(key j-1, id j), a splitmix64-style hash, so equal keys mean equal
-    whole prefixes (vLLM chains its block hashes the same way, with SHA-256). Vectorised over requests, one
-    pass per block position: a million-request trace takes a fraction of a second and no per-block Python
-    objects. With 64-bit keys the chance of any collision among 10^8 distinct prefixes is below 10^-3."""
+    whole prefixes (vLLM chains its block hashes the same way, with SHA-256). With 64-bit keys the chance of
+    any collision among 10^8 distinct prefixes is below 10^-3.
+
+    Cost is linear in the total number of block ids: requests are visited longest first, so the numpy pass at
+    block position ``pos`` touches only the requests that still have a block there, and once fewer than
+    ``_VECTOR_MIN_LIVE`` remain their tails are finished in plain Python (one request with 10^5 blocks must
+    not cost 10^5 passes over every request)."""
     n = offsets.shape[0] - 1
     keys = np.empty(ids.shape[0], dtype=np.uint64)
     if ids.shape[0] == 0:
         return keys.astype(np.int64)
     lengths = np.diff(offsets)
-    starts = offsets[:-1]
-    prev = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64)  # the empty prefix
+    order = np.argsort(-lengths, kind="stable")  # longest first: the live requests are a prefix of order
+    desc = lengths[order]
+    starts = offsets[:-1][order]
+    prev = np.full(n, _SEED, dtype=np.uint64)
     uids = ids.astype(np.uint64)
+    ascending = desc[::-1]
+    longest = int(desc[0])
+    pos = 0
     with np.errstate(over="ignore"):
-        for pos in range(int(lengths.max())):
-            live = np.nonzero(lengths > pos)[0]
-            at = starts[live] + pos
-            h = prev[live] * np.uint64(0xBF58476D1CE4E5B9) ^ (uids[at] + np.uint64(0x94D049BB133111EB))
+        while pos < longest:
+            live = n - int(np.searchsorted(ascending, pos, side="right"))  # requests with > pos blocks
+            if live < _VECTOR_MIN_LIVE:
+                break
+            at = starts[:live] + pos
+            h = prev[:live] * np.uint64(_M1) ^ (uids[at] + np.uint64(_M2))
             h ^= h >> np.uint64(31)
-            h *= np.uint64(0x9E3779B97F4A7C15)
+            h *= np.uint64(_M3)
             h ^= h >> np.uint64(29)
             keys[at] = h
-            prev[live] = h
+            prev[:live] = h
+            pos += 1
+    if pos < longest:
+        _finish_tails(keys, ids, starts, desc, prev, pos)
     return keys.view(np.int64)
+
+
+def _finish_tails(keys: npt.NDArray[np.uint64], ids: I64, starts: I64, lengths: I64,
+                  prev: npt.NDArray[np.uint64], pos: int) -> None:
+    """The same mix as the numpy pass, in Python integers, for the few requests still longer than ``pos``."""
+    for r in range(int(np.searchsorted(-lengths, -pos, side="left"))):
+        start, end = int(starts[r]), int(starts[r] + lengths[r])
+        h = int(prev[r])
+        out = []
+        for v in ids[start + pos : end].tolist():
+            h = ((h * _M1) & _MASK) ^ ((v + _M2) & _MASK)
+            h ^= h >> 31
+            h = (h * _M3) & _MASK
+            h ^= h >> 29
+            out.append(h)
+        keys[start + pos : end] = np.asarray(out, dtype=np.uint64)

@@ -116,16 +116,41 @@ def _dist(spec: str | Dist | None, default: str, what: str) -> Dist:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+#: the most requests one synth call writes (about 10 GB of memory at the default lengths): a typo such as
+#: ``--rate 1e9 --duration 3600`` fails at once instead of running out of memory
+MAX_REQUESTS = 100_000_000
+#: coefficients of variation a gamma inter-arrival process is drawn with: beyond these the gamma shape
+#: (1/cv²) underflows or the gaps collapse to zero
+CV_RANGE = (0.01, 100.0)
+#: the longest trace: arrival times are int64 ns, and 2^62 ns (146 years) leaves room for the replay's sums
+MAX_SPAN_S = 2**62 / NS_PER_S
+
+
 def _check_size(rate: float, duration_s: float | None, num_requests: int | None) -> None:
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise InputError(f"synth: --rate must be a number of requests per second > 0, got {rate!r}.")
     if (duration_s is None) == (num_requests is None):
         raise InputError("synth: give exactly one of --duration (seconds) and --num-requests.")
-    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
-        raise InputError(f"synth: --duration must be > 0 seconds, got {duration_s!r}.")
+    if duration_s is not None and not (math.isfinite(duration_s) and 0 < duration_s <= MAX_SPAN_S):
+        raise InputError(f"synth: --duration must be > 0 and <= {MAX_SPAN_S:.3g} seconds (146 years), got "
+                         f"{duration_s!r}.")
     if num_requests is not None and (isinstance(num_requests, bool) or int(num_requests) != num_requests
-                                     or num_requests < 1):
-        raise InputError(f"synth: --num-requests must be a whole number >= 1, got {num_requests!r}.")
+                                     or not 1 <= num_requests <= MAX_REQUESTS):
+        raise InputError(f"synth: --num-requests must be a whole number from 1 to {MAX_REQUESTS:,}, got "
+                         f"{num_requests!r}.")
+    if duration_s is not None and rate * duration_s > MAX_REQUESTS:
+        raise InputError(f"synth: --rate {rate:g} for --duration {duration_s:g} s is about "
+                         f"{rate * duration_s:.3g} requests; at most {MAX_REQUESTS:,} are written at once.")
+
+
+def _check_span(arrival_s: F64) -> None:
+    """Arrival times must fit the trace's int64 nanoseconds: a tiny --rate with --num-requests would
+    otherwise wrap around to negative timestamps."""
+    last = float(arrival_s[-1]) if arrival_s.shape[0] else 0.0
+    if not (math.isfinite(last) and last <= MAX_SPAN_S):
+        raise InputError(f"synth: at this --rate the trace would span {last:.3g} s, more than the "
+                         f"{MAX_SPAN_S:.3g} s (146 years) a trace can hold; raise --rate or ask for fewer "
+                         "requests.")
 
 
 def _arrivals(gaps: Callable[[int], F64], rate: float, duration_s: float | None,
@@ -157,6 +182,7 @@ def _private_blocks(isl: I64, block_size: int, first_id: int = 0) -> tuple[I64, 
 def _trace(arrival_s: F64, isl: I64, osl: I64, offsets: I64, ids: I64, kind: str, block_size: int,
            session: I64 | None = None, delay_ns: I64 | None = None, notes: list[str] | None = None) -> Trace:
     n = isl.shape[0]
+    _check_span(np.asarray(arrival_s, dtype=np.float64))
     arrival_ns = np.rint(np.asarray(arrival_s) * NS_PER_S).astype(np.int64)
     trace = Trace(
         arrival_ns=arrival_ns, isl=isl.astype(np.int64), osl=osl.astype(np.int64), hash_offsets=offsets,
@@ -219,8 +245,9 @@ def bursty(rate: float, duration_s: float | None = None, num_requests: int | Non
         desc = f"on/off {on_s:g} s / {off_s:g} s"
     else:
         c = 3.0 if cv is None else float(cv)
-        if not (math.isfinite(c) and c > 0):
-            raise InputError(f"synth bursty: --cv must be > 0, got {cv!r}.")
+        if not (math.isfinite(c) and CV_RANGE[0] <= c <= CV_RANGE[1]):
+            raise InputError(f"synth bursty: --cv must be from {CV_RANGE[0]:g} to {CV_RANGE[1]:g} (1 is Poisson), "
+                             f"got {cv!r}.")
         shape = 1 / c**2
         scale = 1 / (rate * shape)
         arr = _arrivals(lambda k: rng.gamma(shape, scale, size=k), rate, duration_s, num_requests)

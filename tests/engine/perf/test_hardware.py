@@ -148,10 +148,31 @@ def test_config_json_errors_name_the_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"config\.json.*missing field 'hidden_size'"):
         get_model(str(tmp_path))
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(InputError, match=r"config\.json.*cannot read model config"):
+    with pytest.raises(InputError, match=r"config\.json is not valid JSON.*line 1, column 2"):
         get_model(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(dict(LLAMA8B_CONFIG, num_hidden_layers="32")))
     with pytest.raises(InputError, match=r"'num_hidden_layers' must be a positive integer"):
+        get_model(str(tmp_path))
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"hidden_size": 16, "num_attention_heads": 32}, "field 'hidden_size' (16) is smaller than"),
+    ({"num_key_value_heads": 64}, "field 'num_key_value_heads' is 64"),
+    ({"num_key_value_heads": 5}, "must divide num_attention_heads (32)"),
+    ({"num_key_value_heads": -8}, "field 'num_key_value_heads' must be a whole number >= 0"),
+    ({"num_experts": "128"}, "field 'num_experts' must be a whole number >= 0"),
+])
+def test_config_json_with_impossible_attention_shapes_is_rejected(tmp_path: Path, change: dict[str, object],
+                                                                  needle: str) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(dict(LLAMA8B_CONFIG, **change)))
+    with pytest.raises(InputError) as exc:
+        get_model(str(tmp_path))
+    assert str(exc.value).startswith(str(tmp_path / "config.json")) and needle in str(exc.value)
+
+
+def test_config_json_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes(b'{\n  "hidden_size": "\xff"\n}')
+    with pytest.raises(InputError, match=r"config\.json is not UTF-8 text \(line 2"):
         get_model(str(tmp_path))
 
 

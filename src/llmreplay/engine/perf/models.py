@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llmreplay.errors import InputError
+from llmreplay.fileio import parse_json, read_text
 
 #: bytes per element of each dtype name we accept
 DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp8": 1}
@@ -264,10 +265,7 @@ def load_hf_config(path: Path) -> ModelSpec:
     ``hf_quant_config.json`` (ModelOpt) says FP8, else BF16/FP16 per ``torch_dtype`` (any 16-bit dtype is
     timed as BF16)."""
     src = str(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read model config: {exc}", source=src) from None
+    raw = parse_json(read_text(path, "model config"), f"model config {src}")
     if not isinstance(raw, dict):
         raise InputError("model config must be a JSON object", source=src)
     cfg: dict[str, Any] = raw.get("text_config", raw) if isinstance(raw.get("text_config"), dict) else raw
@@ -284,7 +282,11 @@ def load_hf_config(path: Path) -> ModelSpec:
     def opt(*keys: str) -> int:
         for k in keys:
             v = cfg.get(k)
-            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InputError(f"field '{k}' must be a whole number >= 0 (got {v!r})", source=src)
+            if v > 0:
                 return v
         return 0
 
@@ -292,6 +294,14 @@ def load_hf_config(path: Path) -> ModelSpec:
     hidden = need("hidden_size")
     heads = need("num_attention_heads")
     kv = opt("num_key_value_heads") or heads
+    if kv > heads or heads % kv:
+        raise InputError(f"field 'num_key_value_heads' is {kv}, but grouped-query attention shares each KV head "
+                         f"among a whole number of the {heads} attention heads: it must divide "
+                         f"num_attention_heads ({heads}).", source=src)
+    if not opt("head_dim") and hidden < heads:
+        raise InputError(f"field 'hidden_size' ({hidden}) is smaller than 'num_attention_heads' ({heads}), so "
+                         "each head would have less than one dimension; give 'head_dim' or fix the sizes.",
+                         source=src)
     head_dim = opt("head_dim") or hidden // heads
     experts = opt("num_experts", "n_routed_experts", "num_local_experts")
     top_k = opt("num_experts_per_tok") if experts else 0
@@ -310,10 +320,8 @@ def load_hf_config(path: Path) -> ModelSpec:
     fp8 = _is_fp8_quant(raw.get("quantization_config")) or _is_fp8_quant(cfg.get("quantization_config"))
     quant_file = path.parent / "hf_quant_config.json"
     if not fp8 and quant_file.is_file():
-        try:
-            fp8 = _is_fp8_quant(json.loads(quant_file.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read quantisation config: {exc}", source=str(quant_file)) from None
+        fp8 = _is_fp8_quant(parse_json(read_text(quant_file, "quantisation config"),
+                                       f"quantisation config {quant_file}"))
     dtype = str(cfg.get("torch_dtype", raw.get("torch_dtype", "bfloat16")) or "bfloat16").lower()
     if not fp8 and "float8" in dtype:
         fp8 = True

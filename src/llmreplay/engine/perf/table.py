@@ -55,9 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from llmreplay.engine.perf.base import F64, I64, PerfModel, prefill_chunks
+from llmreplay.engine.perf.base import F64, I64, MAX_STEP_S, PerfModel, prefill_chunks
 from llmreplay.engine.perf.hw import HardwareSetup
 from llmreplay.errors import InputError
+from llmreplay.fileio import read_text
 
 COLUMNS = ("prefill_tokens", "prefill_context", "decode_requests", "decode_kv_tokens", "decode_context",
            "step_ms", "step_s")
@@ -82,22 +83,22 @@ class MeasuredPoints:
 
 
 def _columns_from_csv(path: Path) -> dict[str, F64]:
+    text = read_text(path, "measured steps")
+    numbered = [(k, ln) for k, ln in enumerate(text.splitlines(), start=1)
+                if ln.strip() and not ln.lstrip().startswith("#")]
+    if not numbered:
+        raise InputError("empty file: a header row and measured steps are needed", source=str(path))
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            lines = [ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
-    except OSError as exc:
-        raise InputError(f"cannot read measured steps: {exc}", source=str(path)) from None
-    reader = csv.reader(lines)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
-        raise InputError("empty file: a header row and measured steps are needed", source=str(path)) from None
+        parsed = [(k, row) for (k, _), row in zip(numbered, csv.reader(ln for _, ln in numbered), strict=True)]
+    except (csv.Error, ValueError) as exc:  # ValueError: a quoted field spanning lines shortens the rows
+        raise InputError(f"not a CSV file ({exc})", source=str(path)) from None
+    header = [h.strip().lower() for h in parsed[0][1]]
     unknown = [h for h in header if h not in COLUMNS]
     if unknown:
         raise InputError(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                          f"columns: {', '.join(COLUMNS)}", source=str(path))
     rows: list[list[float]] = []
-    for k, row in enumerate(reader, start=2):
+    for k, row in parsed[1:]:
         if len(row) != len(header):
             raise InputError(f"{len(row)} fields, the header has {len(header)}", source=str(path), line=k)
         try:
@@ -199,9 +200,10 @@ def _split(cols: dict[str, F64], src: str, notes: list[str]) -> MeasuredPoints:
         bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
         if bad.size:
             raise InputError(f"{name} must be a number >= 0 (row {int(bad[0]) + 1} of the data)", source=src)
-    bad = np.flatnonzero(~np.isfinite(ms) | (ms <= 0))
+    bad = np.flatnonzero(~np.isfinite(ms) | (ms <= 0) | (ms > MAX_STEP_S * 1e3))
     if bad.size:
-        raise InputError(f"step time must be > 0 (row {int(bad[0]) + 1} of the data)", source=src)
+        raise InputError(f"step time must be > 0 and at most {MAX_STEP_S:g} s (row {int(bad[0]) + 1} of the data "
+                         f"has {float(ms[bad[0]]):g} ms)", source=src)
     is_p = (new > 0) & (req == 0)
     is_d = (new == 0) & (req > 0)
     mixed = np.flatnonzero(~(is_p | is_d))
