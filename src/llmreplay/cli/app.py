@@ -196,12 +196,15 @@ def sweep(
     address: Annotated[str | None, typer.Option(help="Ray cluster address, e.g. auto (default: local Ray).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    max_points: Annotated[int | None, typer.Option(
+        min=1, max=10_000_000, help="Most runs the grid may expand to (default: the sweep file's max_points, "
+                                    "10,000).")] = None,
 ) -> None:
     """Replay a grid of configs (local processes or Ray), resumably; table + chart of metrics vs the axes."""
     from llmreplay.cli.sweep_cmd import execute_sweep
 
     outcome = execute_sweep(sweep_file, out_dir, jobs=jobs, executor=executor, address=address,
-                            progress=not (no_progress or quiet), quiet=quiet, console=out)
+                            progress=not (no_progress or quiet), quiet=quiet, console=out, max_points=max_points)
     if outcome.failed:
         raise typer.Exit(3)
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from llmreplay.sweep.driver import SweepOutcome, default_jobs, run_sweep
 from llmreplay.sweep.grid import Point
+from llmreplay.sweep.lock import Terminated
 
 #: (header, column, format) of the final table, after the axis columns
 TABLE: tuple[tuple[str, str, str], ...] = (
@@ -34,7 +35,7 @@ EXIT_INTERRUPTED = 130
 
 
 def execute_sweep(sweep_file: Path, out_dir: Path, *, jobs: int | None, executor: str, address: str | None,
-                  progress: bool, quiet: bool, console: Console) -> SweepOutcome:
+                  progress: bool, quiet: bool, console: Console, max_points: int | None = None) -> SweepOutcome:
     """Run the sweep; print progress and the final table. Ctrl-C exits 130 with a resume hint."""
     jobs = jobs if jobs is not None else default_jobs()
     show_bar = progress and sys.stdout.isatty()
@@ -64,12 +65,13 @@ def execute_sweep(sweep_file: Path, out_dir: Path, *, jobs: int | None, executor
 
     try:
         outcome = run_sweep(sweep_file, out_dir, executor=executor, jobs=jobs, address=address, on_start=on_start,
-                            on_result=on_result)
-    except KeyboardInterrupt:
+                            on_result=on_result, max_points=max_points)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         _stop(bar)
-        console.print(f"interrupted: {state['done']} point(s) recorded this time in {out_dir}; run the same "
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        console.print(f"{what}: {state['done']} point(s) recorded this time in {out_dir}; run the same "
                       "command again to resume.", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
     finally:
         _stop(bar)
     console.print(results_table(outcome))

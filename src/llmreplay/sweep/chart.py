@@ -7,12 +7,12 @@ averaged; failed points leave a gap rather than a misleading zero.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from llmreplay.fileio import atomic_write
 from llmreplay.sweep.spec import Sweep
 
 #: (panel title, [(column, dash)], SLA column or None, hover format, y range: "zero" | "data" | "fraction")
@@ -68,11 +68,7 @@ def write_chart(path: Path, rows: list[dict[str, Any]], sweep: Sweep) -> Path:
         height=330 * n_rows + 120, template="plotly_white", hovermode="x unified", showlegend=len(groups) > 1,
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.03, "x": 0}, margin={"t": 120},
     )
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, fig.to_html(include_plotlyjs=True, full_html=True), "sweep chart")
 
 
 def _groups(rows: list[dict[str, Any]], paths: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmreplay.config import RunConfig
 from llmreplay.sweep.chart import write_chart
-from llmreplay.sweep.executors import PointTask, Traces, make_executor, trace_key
+from llmreplay.sweep.executors import Executor, PointTask, Traces, make_executor, trace_key
 from llmreplay.sweep.grid import Point, expand, point_configs
-from llmreplay.sweep.results import ResultStore, axis_cells, html_writer, make_row
+from llmreplay.sweep.lock import folder_lock, terminate_as_interrupt
+from llmreplay.sweep.results import HtmlWriter, ResultStore, axis_cells, html_writer, make_row
 from llmreplay.sweep.spec import Sweep, load_sweep
 from llmreplay.trace import load_trace
 
@@ -52,13 +54,22 @@ def default_jobs() -> int:
 
 def run_sweep(sweep_file: Path, out_dir: Path, *, executor: str = "local", jobs: int | None = None,
               address: str | None = None, on_start: OnStart | None = None,
-              on_result: OnResult | None = None) -> SweepOutcome:
-    """Run (or resume) the sweep in ``sweep_file`` into ``out_dir``."""
+              on_result: OnResult | None = None, max_points: int | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep in ``sweep_file`` into ``out_dir``. ``max_points`` overrides the sweep file's
+    cap on the grid size. Holds ``out_dir``'s lock throughout; SIGTERM stops it as Ctrl-C does
+    (:class:`~llmreplay.sweep.lock.Terminated`, a KeyboardInterrupt), keeping every recorded point."""
     sweep = load_sweep(sweep_file)
-    points = expand(sweep)
+    points = expand(sweep, max_points)
     configs = point_configs(sweep, points)
     run_points = make_executor(executor, jobs if jobs is not None else default_jobs(), address)
     write_html = html_writer() if sweep.spec.report_html else None
+    with terminate_as_interrupt(), folder_lock(out_dir):
+        return _run_locked(sweep, points, configs, run_points, write_html, out_dir, on_start, on_result)
+
+
+def _run_locked(sweep: Sweep, points: list[Point], configs: list[RunConfig], run_points: Executor,
+                write_html: HtmlWriter | None, out_dir: Path, on_start: OnStart | None,
+                on_result: OnResult | None) -> SweepOutcome:
     store = ResultStore(out_dir)
     rows, done, dropped = _earlier_results(store, points)
     todo = [PointTask(p.index, p.id, cfg) for p, cfg in zip(points, configs, strict=True) if p.id not in done]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 import traceback
 from collections.abc import Callable, Generator
@@ -104,7 +105,10 @@ _WORKER_TRACES: Traces = {}
 
 
 def _init_worker(traces: Traces) -> None:
-    """Pool initializer: the traces arrive once per worker process, not once per point."""
+    """Pool initializer: the traces arrive once per worker process, not once per point. Ctrl-C at a terminal
+    reaches the whole process group; workers ignore it and leave the stopping to the driver, which
+    terminates them (so one Ctrl-C does not print a traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_TRACES.update(traces)
 
 
@@ -130,6 +134,7 @@ def local_results(tasks: list[PointTask], traces: Traces, jobs: int) -> Results:
         return
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=_mp_context(),
                                initializer=_init_worker, initargs=(traces,))
+    finished = False
     try:
         futures: dict[Future[PointResult], PointTask] = {pool.submit(_run_in_worker, t): t for t in tasks}
         for fut in as_completed(futures):
@@ -137,10 +142,27 @@ def local_results(tasks: list[PointTask], traces: Traces, jobs: int) -> Results:
                 yield fut.result()
             except Exception as exc:  # the worker process died (BrokenProcessPool): record, keep going
                 yield failed(futures[fut], exc)
+        finished = True
     finally:
-        # On interruption: drop queued points; those already running finish and are discarded (not recorded,
-        # so a re-run does them again).
+        # On interruption (Ctrl-C, SIGTERM, a raising callback): drop queued points and stop the running ones
+        # now; their results would be discarded anyway (not recorded, so a re-run does them again).
+        if not finished:
+            _terminate_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM every worker of ``pool`` and reap it. ``ProcessPoolExecutor`` gains ``terminate_workers()`` only
+    in Python 3.14; until then its worker table (``_processes``, pid → Process) is the way in."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in workers:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in workers:
+        proc.join(timeout=10)
+        if proc.is_alive():  # pragma: no cover - a worker stuck in uninterruptible I/O
+            proc.kill()
+            proc.join(timeout=5)
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------------
@@ -180,7 +202,7 @@ def ray_results(tasks: list[PointTask], traces: Traces, jobs: int, address: str 
                 except Exception as exc:  # the task's worker died: record, keep going
                     yield failed(task, exc)
     finally:
-        for ref in pending:
-            ray.cancel(ref)
+        for ref in pending:  # interrupted: stop queued and running tasks (force: kill the task's worker)
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from llmreplay.engine.perf.hw import resolve_hardware
 from llmreplay.engine.perf.registry import build_engine_perf_model
 from llmreplay.errors import InputError
 from llmreplay.planner.config import parse_planner_config
-from llmreplay.sweep.spec import Sweep, canonical_json
+from llmreplay.sweep.spec import MAX_POINTS_CEILING, Sweep, canonical_json
 
 ID_LENGTH = 10
 
@@ -55,8 +56,22 @@ def point_id(overrides: dict[str, Any], seed: int) -> str:
     return short_hash(canonical_json({"overrides": overrides, "seed": seed}))
 
 
-def expand(sweep: Sweep) -> list[Point]:
-    """All points, first axis outermost and repeats innermost (the order of the results table)."""
+def grid_size(sweep: Sweep) -> int:
+    """Runs in the sweep: the product of the axis lengths, times the repeats (computed, not expanded)."""
+    return math.prod(len(a.values) for a in sweep.axes) * sweep.spec.repeats
+
+
+def expand(sweep: Sweep, max_points: int | None = None) -> list[Point]:
+    """All points, first axis outermost and repeats innermost (the order of the results table). More than
+    ``max_points`` (default: the sweep file's ``max_points``) is an InputError before anything is built."""
+    limit = sweep.spec.max_points if max_points is None else max_points
+    size = grid_size(sweep)
+    if size > limit:
+        lengths = " × ".join(f"{len(a.values):,} ({a.path})" for a in sweep.axes)
+        reps = f" × {sweep.spec.repeats} repeats" if sweep.spec.repeats > 1 else ""
+        raise InputError(f"{sweep.source}: the grid has {size:,} runs ({lengths}{reps}), more than the cap of "
+                         f"{limit:,}. Shrink the axes, or raise the cap with --max-points N (or max_points: N "
+                         f"in the sweep file; at most {MAX_POINTS_CEILING:,}).")
     paths = [a.path for a in sweep.axes]
     points: list[Point] = []
     for combo in itertools.product(*(a.values for a in sweep.axes)):

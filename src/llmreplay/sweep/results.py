@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import importlib
 import importlib.util
+import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from llmreplay.errors import InputError
+from llmreplay.fileio import atomic_write, read_text
 from llmreplay.report.model import RunReport, parse_report
 from llmreplay.sweep.executors import PointResult
 from llmreplay.sweep.grid import Point
@@ -114,31 +115,26 @@ class ResultStore:
         return []
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Replace the table with ``rows`` atomically."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        """Replace the table with ``rows`` atomically (a uniquely named temporary file, then a rename)."""
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.path.with_name(self.path.name + ".tmp")
         if self.parquet:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
-            pq.write_table(table, tmp)
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            atomic_write(self.path, sink.getvalue().to_pybytes(), "sweep results table")
         else:
-            with tmp.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=columns)
-                w.writeheader()
-                w.writerows(rows)
-        os.replace(tmp, self.path)
+            text = io.StringIO(newline="")
+            w = csv.DictWriter(text, fieldnames=columns)
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write(self.path, text.getvalue(), "sweep results table")
 
     def write_point(self, point_id: str, report_json: str) -> Path:
         """The point's report, atomically too: a JSON file present is always a whole report."""
-        self.points_dir.mkdir(parents=True, exist_ok=True)
-        path = self.points_dir / f"{point_id}.json"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(report_json)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(self.points_dir / f"{point_id}.json", report_json, "sweep point report")
 
 
 def have_pyarrow() -> bool:
@@ -147,8 +143,12 @@ def have_pyarrow() -> bool:
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """CSV rows with numbers parsed back (empty cell → None), text columns left as text."""
-    with path.open(newline="") as f:
-        return [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    text = read_text(path, "sweep results table")
+    try:
+        return [{k: _cell(k, v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
+    except csv.Error as exc:
+        raise InputError(f"{path}: cannot read the results of the earlier run ({exc}); move it away or use "
+                         "another --out.") from None
 
 
 def _cell(column: str, text: str) -> Any:

@@ -8,6 +8,7 @@ resolved run config, engine args and planner config).
 from __future__ import annotations
 
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _RANGE = re.compile(rf"^\s*({_NUM})\s*\.\.\s*({_NUM})(?:\s+step\s+({_NUM}))?\s*$")
 #: a range longer than this is almost certainly a typo (e.g. ``0..300 step 0.001``)
 MAX_AXIS_VALUES = 10_000
+#: default cap on the runs of a sweep (grid points × repeats), and the most it can be raised to: each run is a
+#: whole simulation, so even the default is days of work; the ceiling keeps the expanded grid in memory
+MAX_POINTS = 10_000
+MAX_POINTS_CEILING = 10_000_000
 
 
 class SweepSpec(BaseModel):
@@ -38,6 +43,10 @@ class SweepSpec(BaseModel):
                                  description="Dotted run-config path → list of values or 'start..stop step s'.")
     repeats: int = Field(1, ge=1, description="Runs per grid point; repeat r uses seed = base seed + r.")
     report_html: bool = Field(False, description="Also write each point's HTML report under OUT/points/.")
+    max_points: int = Field(MAX_POINTS, ge=1, le=MAX_POINTS_CEILING,
+                            description="Most runs the grid may expand to (product of the axis lengths × "
+                                        "repeats); a typo such as three 10,000-value ranges fails at once. "
+                                        "`--max-points` on the command line overrides it.")
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,10 @@ def parse_sweep(raw: dict[str, Any], base_dir: Path, source: str = "sweep file")
 def _resolve_base(base: dict[str, Any], base_dir: Path, source: str) -> dict[str, Any]:
     """Load file-valued options (``planner_config: planner.yaml``) so an axis can set one of their keys."""
     out = dict(base)
+    for key, value in out.items():
+        bad = _non_finite(value)
+        if bad is not None:
+            raise InputError(f"{source}: base.{key} holds {bad}; values must be finite numbers (no .nan or .inf).")
     for key in OUTPUT_FIELDS:
         if key in out:
             raise InputError(f"{source}: base.{key}: a sweep writes each point's outputs itself (OUT/points/, "
@@ -139,11 +152,27 @@ def axis_values(value: Any, where: str) -> list[Any]:
                          f"(got {value!r}).")
     seen: set[str] = set()
     for v in value:
+        bad = _non_finite(v)
+        if bad is not None:
+            raise InputError(f"{where}: value {v!r} holds {bad}; axis values must be finite numbers (no .nan or "
+                             ".inf), strings, booleans, lists or objects of those.")
         key = canonical_json(v)
         if key in seen:
             raise InputError(f"{where}: value {v!r} appears twice; each grid point must be distinct.")
         seen.add(key)
     return list(value)
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity inside ``value`` (a YAML ``.nan``/``.inf``), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for v in items:
+        bad = _non_finite(v)
+        if bad is not None:
+            return bad
+    return None
 
 
 def parse_range(text: str, where: str) -> list[int | float]:
@@ -172,8 +201,10 @@ def parse_range(text: str, where: str) -> list[int | float]:
         raise InputError(f"{where}: '{text}' gives {count:,} values (at most {MAX_AXIS_VALUES:,}); "
                          "check the step.")
     integral = all(_is_int_literal(s) for s in (start_s, stop_s, step_s))
-    values = [start + i * step for i in range(count)]
-    return [int(v) if integral else float(v) for v in values]
+    values = [int(v) if integral else float(v) for v in (start + i * step for i in range(count))]
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{where}: '{text}' reaches beyond the largest float; use smaller numbers.")
+    return values
 
 
 def _is_int_literal(s: str) -> bool:
