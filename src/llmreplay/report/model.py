@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmreplay.errors import InputError
+from llmreplay.fileio import parse_json, read_text
 
 SCHEMA_MAJOR = 1
 SCHEMA_MINOR = 1
@@ -349,14 +350,11 @@ def parse_report(data: Any, source: str) -> RunReport:
 def load_report(path: Any) -> RunReport:
     """Read and validate a run report JSON file."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file.") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a folder; give a run report JSON file.") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
+    if not p.exists():
+        raise InputError(f"{p}: no such file.")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder; give a run report JSON file.")
+    data = parse_json(read_text(p, "run report"), f"run report {p}")  # not UTF-8, nested 100k deep: exit 2
     return parse_report(data, str(p))
 
 
