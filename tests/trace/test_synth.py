@@ -200,3 +200,23 @@ def test_synth_out_of_range_exits_2_and_writes_nothing(tmp_path: Path, args: lis
     assert out.returncode == 2, out.stderr
     assert needle in " ".join(out.stderr.split()) and "Traceback" not in out.stderr
     assert not out_file.exists()
+
+
+def test_a_failed_write_leaves_the_old_trace_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmreplay.trace.synth as S
+
+    for name in ("t.jsonl", "t.jsonl.gz"):
+        path = tmp_path / name
+        write_trace(poisson(5, num_requests=50, seed=1), path)
+        before = path.read_bytes()
+
+        def broken(*args: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(S, "_write_lines", broken)
+        with pytest.raises(InputError, match=f"cannot write {path}: No space left on device"):
+            write_trace(poisson(5, num_requests=500, seed=2), path)
+        monkeypatch.undo()
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+        assert len(load_trace(path)) == 50

@@ -159,3 +159,24 @@ def test_zero_jitter_is_a_copy() -> None:
     out = jitter_arrivals(t, "uniform:0", seed=1)
     assert out.arrival_ns.tolist() == t.arrival_ns.tolist()
     assert out is not t
+
+
+# ---- ranges: a transformed trace must still fit int64 ns ---------------------------------------------------
+def test_extreme_speedup_jitter_and_windows_are_input_errors_not_overflows() -> None:
+    from llmreplay.trace import demo_trace_path
+
+    trace = load_trace(demo_trace_path())
+    with pytest.raises(InputError, match="--arrival-speedup-ratio 1e-300 stretches the trace"):
+        speed_up(trace, 1e-300)
+    with pytest.raises(InputError, match=r"S must be a finite number of seconds <= 3.1536e\+07"):
+        jitter_arrivals(trace, "uniform:1e300", 0)
+    assert len(slice_trace(trace, 1e300, None, None)) == 0  # a window past the end: empty, not an overflow
+    assert len(slice_trace(trace, None, 1e300, 5)) == 5
+
+
+def test_a_trace_spanning_more_than_146_years_is_rejected(tmp_path: Path) -> None:
+    p = tmp_path / "span.jsonl"
+    p.write_text('{"timestamp": -4000000000000, "input_length": 5, "output_length": 5}\n'
+                 '{"timestamp": 4000000000000, "input_length": 5, "output_length": 5}\n')
+    with pytest.raises(InputError, match=r"span\.jsonl:2: the arrival times span more than 146 years"):
+        load_trace(p)

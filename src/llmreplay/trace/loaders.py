@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from llmreplay.errors import InputError
-from llmreplay.trace.model import I64, Trace
+from llmreplay.trace.model import I64, MAX_SPAN_NS, Trace
 from llmreplay.trace.transform import dense_sessions, take_rows
 
 FORMATS = ("auto", "mooncake", "azure", "csv", "jsonl")
@@ -1023,6 +1023,10 @@ def _finish(raw: _Raw, source: str, fmt: str, block_size: int) -> Trace:
     if stray.any():
         notes.append(f"{int(stray.sum())} request(s) without a session_id carry a delay: ignored.")
 
+    if int(ts.max()) - int(ts.min()) > MAX_SPAN_NS:
+        i, j = int(np.argmin(ts)), int(np.argmax(ts))
+        raise InputError(f"the arrival times span more than 146 years (line {int(line[i])} to line {int(line[j])}); "
+                         f"check the time unit of '{tname}'.", source=source, line=int(line[j]))
     trace = Trace(
         arrival_ns=ts, isl=raw.isl, osl=raw.osl, hash_offsets=raw.hash_offsets, hash_ids=raw.hash_ids,
         session=session.copy(), delay_ns=delay, line=line, block_size=block_size, source=source, format=fmt,

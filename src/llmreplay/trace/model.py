@@ -10,6 +10,10 @@ import numpy.typing as npt
 I64 = npt.NDArray[np.int64]
 
 NS_PER_S = 1_000_000_000
+#: the longest time span a trace may cover: arrival times are int64 ns, and 2^62 ns (146 years) leaves room for
+#: the replay's sums (an arrival plus a think time plus a step never wraps around)
+MAX_SPAN_NS = 2**62
+MAX_SPAN_S = MAX_SPAN_NS / NS_PER_S
 
 
 @dataclass

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from llmreplay.errors import InputError
-from llmreplay.trace.model import I64, NS_PER_S, Trace
+from llmreplay.trace.model import I64, MAX_SPAN_NS, MAX_SPAN_S, NS_PER_S, Trace
 
 
 def take_rows(trace: Trace, idx: npt.NDArray[np.integer]) -> Trace:
@@ -103,10 +103,10 @@ def slice_trace(trace: Trace, start_s: float | None, duration_s: float | None,
     if n == 0:
         return take_rows(trace, np.zeros(0, dtype=np.int64))
     t0 = int(trace.arrival_ns.min())
-    lo = t0 + (round(start_s * NS_PER_S) if start_s else 0)
+    lo = min(t0 + (_to_ns(start_s) if start_s else 0), MAX_SPAN_NS)
     keep = trace.arrival_ns >= lo
     if duration_s is not None:
-        keep &= trace.arrival_ns < lo + round(duration_s * NS_PER_S)
+        keep &= trace.arrival_ns < min(lo + _to_ns(duration_s), MAX_SPAN_NS)
     idx = np.flatnonzero(keep)
     if max_requests is not None:
         idx = idx[: int(max_requests)]
@@ -133,6 +133,11 @@ def speed_up(trace: Trace, ratio: float) -> Trace:
     out = take_rows(trace, np.arange(len(trace), dtype=np.int64))
     if ratio == 1:
         return _normalise(out)
+    span = float(out.arrival_ns.max() - out.arrival_ns.min()) if len(out) else 0.0
+    longest = max(span, float(out.delay_ns.max()) if len(out) else 0.0) / ratio
+    if not longest < MAX_SPAN_NS:
+        raise InputError(f"--arrival-speedup-ratio {ratio:g} stretches the trace to {longest / NS_PER_S:.3g} s, "
+                         f"more than the {MAX_SPAN_S:.3g} s (146 years) a trace can hold; use a larger ratio.")
     out.arrival_ns = np.rint(out.arrival_ns.astype(np.float64) / ratio).astype(np.int64)
     has = out.delay_ns >= 0
     out.delay_ns[has] = np.rint(out.delay_ns[has].astype(np.float64) / ratio).astype(np.int64)
@@ -140,6 +145,8 @@ def speed_up(trace: Trace, ratio: float) -> Trace:
     return _normalise(out)
 
 
+#: the widest arrival jitter: a year, far beyond any use, and with any trace's span still inside int64 ns
+MAX_JITTER_S = 365 * 86_400.0
 _JITTER_RE = re.compile(r"^\s*uniform\s*:\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*s?\s*$")
 
 
@@ -153,9 +160,15 @@ def parse_jitter(spec: str) -> float:
         raise InputError(f"--arrival-jitter '{spec}' is not understood; write uniform:S, e.g. uniform:3.0 "
                          "(spread each arrival uniformly over [t, t+S) seconds), or none.")
     s = float(m.group(1))
-    if not math.isfinite(s):
-        raise InputError(f"--arrival-jitter '{spec}': S must be a finite number of seconds.")
+    if not (math.isfinite(s) and s <= MAX_JITTER_S):
+        raise InputError(f"--arrival-jitter '{spec}': S must be a finite number of seconds <= {MAX_JITTER_S:g} "
+                         "(a year).")
     return s
+
+
+def _to_ns(seconds: float) -> int:
+    """Seconds → int ns, saturating at :data:`MAX_SPAN_NS` (a window past any trace's end, not an overflow)."""
+    return MAX_SPAN_NS if seconds >= MAX_SPAN_S else round(seconds * NS_PER_S)
 
 
 def jitter_arrivals(trace: Trace, spec: str, seed: int) -> Trace:
