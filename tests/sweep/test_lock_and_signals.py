@@ -20,8 +20,9 @@ from sweeputil import BASE, llmreplay, read_table, write_sweep
 
 from llmreplay.errors import InputError
 from llmreplay.sweep import load_sweep, run_sweep
-from llmreplay.sweep.grid import expand, grid_size
+from llmreplay.sweep.grid import expand, grid_size, point_configs
 from llmreplay.sweep.lock import LOCK_NAME, folder_lock
+from llmreplay.trace import load_trace
 from llmreplay.trace.synth import poisson, write_trace
 
 
@@ -216,3 +217,30 @@ def test_yaml_nan_in_a_range_or_the_base_exits_2(tmp_path: Path) -> None:
         f.write_text(f"base: {{trace: {BASE['trace']}}}\n{doc}\n" if doc.startswith("axes") else doc + "\n")
         with pytest.raises(InputError, match=needle):
             load_sweep(f)
+
+
+def test_points_finished_while_stopping_are_handed_over_before_the_interrupt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C/SIGTERM lands while the driver waits: every point already finished is still yielded (and so
+    recorded) before the interrupt propagates and the pool is stopped."""
+    from concurrent import futures as cf
+
+    from llmreplay.sweep import executors as ex
+    from llmreplay.sweep.executors import PointTask, local_results
+
+    f = write_sweep(tmp_path, {"extra_engine_args.startup_time": [0, 10, 20]}, base={**BASE, "max_requests": 20})
+    sweep = load_sweep(f)
+    points = expand(sweep)
+    tasks = [PointTask(p.index, p.id, cfg) for p, cfg in zip(points, point_configs(sweep, points), strict=True)]
+    traces = {tasks[0].trace_key: load_trace(*tasks[0].trace_key)}
+
+    def interrupted_wait(fs: dict[object, object]) -> Iterator[object]:
+        cf.wait(list(fs))  # every point finishes, then the "signal" arrives before any is handed over
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex, "as_completed", interrupted_wait)
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for result in local_results(tasks, traces, 2):
+            got.append(result)
+    assert sorted(r.index for r in got) == [0, 1, 2] and all(r.status == "ok" for r in got)

@@ -135,13 +135,20 @@ def local_results(tasks: list[PointTask], traces: Traces, jobs: int) -> Results:
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=_mp_context(),
                                initializer=_init_worker, initargs=(traces,))
     finished = False
+    futures: dict[Future[PointResult], PointTask] = {}
     try:
-        futures: dict[Future[PointResult], PointTask] = {pool.submit(_run_in_worker, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                yield fut.result()
-            except Exception as exc:  # the worker process died (BrokenProcessPool): record, keep going
-                yield failed(futures[fut], exc)
+        futures = {pool.submit(_run_in_worker, t): t for t in tasks}
+        pending = set(futures)
+        try:
+            for fut in as_completed(futures):
+                pending.discard(fut)
+                yield _result(fut, futures[fut])
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C or SIGTERM while waiting: hand over the points that finished meanwhile, so the driver
+            # records them, then stop
+            for fut in [f for f in pending if f.done() and not f.cancelled()]:
+                yield _result(fut, futures[fut])
+            raise
         finished = True
     finally:
         # On interruption (Ctrl-C, SIGTERM, a raising callback): drop queued points and stop the running ones
@@ -149,6 +156,13 @@ def local_results(tasks: list[PointTask], traces: Traces, jobs: int) -> Results:
         if not finished:
             _terminate_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(fut: Future[PointResult], task: PointTask) -> PointResult:
+    try:
+        return fut.result()
+    except Exception as exc:  # the worker process died (BrokenProcessPool): record, keep going
+        return failed(task, exc)
 
 
 def _terminate_workers(pool: ProcessPoolExecutor) -> None:
