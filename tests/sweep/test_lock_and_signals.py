@@ -234,7 +234,7 @@ def test_points_finished_while_stopping_are_handed_over_before_the_interrupt(
     tasks = [PointTask(p.index, p.id, cfg) for p, cfg in zip(points, point_configs(sweep, points), strict=True)]
     traces = {tasks[0].trace_key: load_trace(*tasks[0].trace_key)}
 
-    def interrupted_wait(fs: dict[object, object]) -> Iterator[object]:
+    def interrupted_wait(fs: dict[cf.Future[object], object]) -> Iterator[object]:
         cf.wait(list(fs))  # every point finishes, then the "signal" arrives before any is handed over
         raise KeyboardInterrupt
 
