@@ -244,3 +244,14 @@ def test_points_finished_while_stopping_are_handed_over_before_the_interrupt(
         for result in local_results(tasks, traces, 2):
             got.append(result)
     assert sorted(r.index for r in got) == [0, 1, 2] and all(r.status == "ok" for r in got)
+
+
+def test_an_unusable_out_folder_fails_before_any_point_runs(tmp_path: Path) -> None:
+    f = write_sweep(tmp_path, {"extra_engine_args.startup_time": [0]}, base={**BASE, "max_requests": 20})
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    with pytest.raises(InputError, match=r"--out .*taken: cannot create the sweep's lock file"):
+        run_sweep(f, a_file, jobs=1)
+    with pytest.raises(InputError, match="cannot create the sweep's lock file"):
+        run_sweep(f, a_file / "below", jobs=1)
+    assert a_file.read_text() == "not a folder"
