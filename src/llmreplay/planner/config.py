@@ -4,7 +4,8 @@ A Dynamo user's ``--planner-config`` JSON means the same here. Keys that mean no
 accepted with a one-line warning; any other unknown key is an error that lists the valid ones.
 
 ``policy`` picks who decides: ``dynamo`` (the default: Dynamo 1.6.1's planner, rule for rule, see
-``docs/planner.md``), ``scripted`` (a given replica schedule) or ``llmreplay`` (our improved policy: interval means and peaks, a six-tick look-back
+``docs/planner.md``), ``scripted`` (a given replica schedule) or ``llmreplay`` (our improved policy:
+interval means and peaks, a six-tick look-back
 before a scale-down).
 """
 
