@@ -123,7 +123,7 @@ class DynamoPlanner:
 
     # ------------------------------------------------------------------ observation
     def _latest_fpm(self, w: Worker) -> Fpm | None:
-        cols = w.engine.fpm.cols
+        cols = w.view.fpm.cols
         n = len(cols["t_end_ns"])
         if n == 0:
             return None
@@ -149,9 +149,10 @@ class DynamoPlanner:
                 continue
             w.engine.sync(now)
             live.add(str(w.id))
-            n = len(w.engine.fpm)
+            log = w.view.fpm
+            n = len(log)
             key = (pool.name, w.id)
-            if not w.engine.has_work:
+            if n and log.cols["num_running"][n - 1] == 0 and log.cols["num_waiting"][n - 1] == 0:
                 if n:  # an engine that went idle publishes an empty heartbeat FPM (wall time 0), as Dynamo's does
                     cache[(str(w.id), 0)] = Fpm(worker_id=str(w.id))
                 self.fpm_seen[key] = n
