@@ -152,7 +152,7 @@ class DynamoPlanner:
             log = w.view.fpm
             n = len(log)
             key = (pool.name, w.id)
-            if n and log.cols["num_running"][n - 1] == 0 and log.cols["num_waiting"][n - 1] == 0:
+            if n and w.view.kv_used_blocks == 0 and w.view.queued_prefill_tokens == 0:
                 if n:  # an engine that went idle publishes an empty heartbeat FPM (wall time 0), as Dynamo's does
                     cache[(str(w.id), 0)] = Fpm(worker_id=str(w.id))
                 self.fpm_seen[key] = n
