@@ -66,7 +66,8 @@ def test_what_the_dynamo_policy_cannot_honour_is_an_error_or_a_named_warning() -
 def test_run_names_the_policy_in_report_header_and_html(tmp_path: Path) -> None:
     planner = {"optimization_target": "sla", "ttft": 800, "itl": 40, "enable_load_scaling": True,
                "load_adjustment_interval": 5, "throughput_adjustment_interval": 30, "load_predictor": "constant"}
-    out = CliRunner().invoke(app, ["run", "--demo", "--max-requests", "300", "--planner-config", json.dumps(planner),
+    out = CliRunner().invoke(app, ["run", "--demo", "--max-requests", "300", "--no-baselines", "--planner-config",
+                                   json.dumps(planner),
                                    "--report-json", str(tmp_path / "r.json"), "--report-html",
                                    str(tmp_path / "r.html")])
     assert out.exit_code == 0, out.output
@@ -75,8 +76,8 @@ def test_run_names_the_policy_in_report_header_and_html(tmp_path: Path) -> None:
     assert report["planner"]["policy"] == "dynamo"
     assert report["planner"]["bootstrap"]["decode_fpm_count"] > 0
     assert report["planner"]["ticks"], "the Dynamo policy ticked"
-    assert "dynamo policy" in (tmp_path / "r.html").read_text()
-    out = CliRunner().invoke(app, ["run", "--demo", "--max-requests", "300", "--planner-config",
+    assert "planner dynamo:" in (tmp_path / "r.html").read_text()
+    out = CliRunner().invoke(app, ["run", "--demo", "--max-requests", "300", "--no-baselines", "--planner-config",
                                    json.dumps({**planner, "policy": "llmreplay"}), "--report-json",
                                    str(tmp_path / "l.json")])
     assert out.exit_code == 0, out.output
