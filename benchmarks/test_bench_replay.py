@@ -19,7 +19,8 @@ TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 CONV = TRACES / "mooncake_fast25_conversation_trace.jsonl"
 FP8 = '{"aic_system":"h200_sxm","aic_model_path":"nvidia/Llama-3.1-8B-Instruct-FP8","aic_tp_size":1}'
 QWEN = '{"aic_system":"h200_sxm","aic_model_path":"Qwen/Qwen3-8B","aic_tp_size":1}'
-DYNAMO_PLANNER = ('{"mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+DYNAMO_PLANNER = ('{"policy":"llmreplay","mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,'
+                  '"enable_throughput_scaling":true,'
                   '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
 
 

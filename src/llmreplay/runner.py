@@ -31,7 +31,8 @@ from llmreplay.metrics.records import RequestRecords
 from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
 from llmreplay.planner.config import PlannerConfig, parse_planner_config
-from llmreplay.planner.planner import Planner, ScalingEvent
+from llmreplay.planner.factory import PlannerLike, make_planner
+from llmreplay.planner.planner import ScalingEvent
 from llmreplay.planner.scripted import ScriptedPolicy
 from llmreplay.report.model import SCHEMA_ID, RunReport
 from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
@@ -200,13 +201,13 @@ def run(
                             local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens,
                             fpm_detail_only_for_planner=True)
     replay = Replay(trace, topo.pools, options)
-    planner: Planner | ScriptedPolicy | None = None
+    planner: PlannerLike | ScriptedPolicy | None = None
     if planner_cfg is not None and planner_cfg.policy == "scripted":
         planner = scripted = ScriptedPolicy(planner_cfg, topo.pools)
         for t_ns in scripted.times_ns:
             replay.at(t_ns, lambda r, t: scripted.apply(t, r.start_worker))
     elif planner_cfg is not None:
-        planner = Planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
+        planner = make_planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
         if planner.period_ns > 0:
             replay.observer = planner
             replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker, len(r.handoffs)))
@@ -229,14 +230,15 @@ def run(
     header.append(
         f"cluster: {'disagg' if topo.disagg else 'agg'}, {sizes} worker(s) at start, router {topo.router_name}"
         + (", no planner" if planner_cfg is None else ", scripted schedule" if planner_cfg.policy == "scripted"
-           else f", planner {planner_cfg.optimization_target} ({planner_cfg.load_predictor} predictor)")
+           else f", planner {planner_cfg.policy} policy, {planner_cfg.optimization_target} "
+           f"({planner_cfg.load_predictor} predictor)")
     )
     report = build_report(cfg, trace, topo, result, wall0, planner)
     return RunOutput(report, result.records, result, trace, header, notes + list(trace.notes))
 
 
 def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayResult, wall0: float,
-                 planner: Planner | ScriptedPolicy | None = None) -> RunReport:
+                 planner: PlannerLike | ScriptedPolicy | None = None) -> RunReport:
     """The run report: every number comes from a metric definition (:mod:`llmreplay.metrics.definitions`)."""
     rec = result.records
     warmup_ns = int(cfg.warmup_s * NS_PER_S)

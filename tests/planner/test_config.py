@@ -10,7 +10,7 @@ def test_dynamo_spellings_and_ignored_keys() -> None:
     cfg, warnings = parse_planner_config({
         "ttft_ms": 1500, "itl_ms": 40, "throughput_adjustment_interval_seconds": 300,
         "load_adjustment_interval_seconds": 10, "environment": "virtual", "backend": "vllm",
-        "kalman_q_level": 1.0, "optimization_target": "sla",
+        "kalman_q_level": 1.0, "optimization_target": "sla", "load_predictor": "constant",
     })
     assert (cfg.ttft, cfg.itl, cfg.throughput_adjustment_interval, cfg.load_adjustment_interval) == (1500, 40, 300, 10)
     assert len(warnings) == 3 and all("ignored" in w for w in warnings)

@@ -10,7 +10,7 @@ from llmreplay.config import build_run_config
 from llmreplay.runner import run, write_outputs
 from llmreplay.trace import demo_trace_path
 
-PLANNER = {"optimization_target": "sla", "ttft": 1000, "itl": 50, "enable_load_scaling": True,
+PLANNER = {"policy": "llmreplay", "optimization_target": "sla", "ttft": 1000, "itl": 50, "enable_load_scaling": True,
            "load_adjustment_interval": 5, "throughput_adjustment_interval": 60}
 
 

@@ -230,6 +230,11 @@ def schema() -> None:
     execute_schema(out)
 
 
+from llmreplay.cli.parity_cmd import parity  # noqa: E402  (open-loop parity with Dynamo's planner)
+
+app.command()(parity)
+
+
 perf_app = BoundedTyper(no_args_is_help=True, help="Inspect perf models: step-time surface and engine capacity.")
 app.add_typer(perf_app, name="perf")
 

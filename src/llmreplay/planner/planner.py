@@ -152,7 +152,7 @@ class Planner:
         self.cursor = FpmCursor()
         self.window = TrafficWindow()  # since the last load tick
         self.tp_window = TrafficWindow()  # since the last throughput tick
-        self.predictors: dict[str, Predictor] = {k: make_predictor(self.cfg.load_predictor)
+        self.predictors: dict[str, Predictor] = {k: make_predictor(self.cfg.load_predictor or "constant")
                                                  for k in ("rps", "isl", "osl")}
         load_ns = int(self.cfg.load_adjustment_interval * NS)
         tp_ns = int(self.cfg.throughput_adjustment_interval * NS)
@@ -463,6 +463,7 @@ class Planner:
             if t.reason_throughput:
                 decisions["throughput"][t.reason_throughput] = decisions["throughput"].get(t.reason_throughput, 0) + 1
         return {
+            "policy": "llmreplay",
             "ticks": [asdict(t) for t in self.ticks],
             "decisions": decisions,
             "events": [e.to_dict() for e in self.events],

@@ -1,0 +1,108 @@
+"""Closed-loop parity with Dynamo 1.6.1 (docs/validation.md): the conversation hour replayed with
+``policy: dynamo`` and engine args aligned with Dynamo's mocker, replica timelines compared with the shared
+reference runs' ``scaling_events``.
+
+Aligned: Llama-3.1-8B BF16 on H200 timed by AIConfigurator (``perf_model: aic``; AIC 0.12 and Dynamo's agree
+within 2.5 % on this model), 64-token KV blocks (Dynamo's mocker default for vLLM), round robin, the same
+planner config, bootstrap granularity 8. Dynamo clamps a request's ISL to its hash blocks × the trace block size;
+every request of this trace already satisfies it (checked below), so no clamping is needed.
+
+Run: ``pytest -m benchmark benchmarks/test_bench_dynamo_closed_loop.py -s``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmreplay.config import build_run_config
+from llmreplay.runner import run
+
+pytestmark = pytest.mark.benchmark
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TRACE = SHARED / "traces" / "mooncake_fast25_conversation_trace.jsonl"
+REFERENCE = SHARED / "reference" / "dynamo-ticks"
+ENGINE = {"aic_backend": "vllm", "aic_system": "h200_sxm", "aic_model_path": "meta-llama/Meta-Llama-3.1-8B",
+          "aic_tp_size": 1, "perf_model": "aic", "block_size": 64}
+TRACE_BLOCK = 512
+
+
+def planner(mode: str) -> dict[str, Any]:
+    return {"policy": "dynamo", "mode": mode, "optimization_target": "sla", "ttft": 2500, "itl": 50,
+            "enable_throughput_scaling": True, "enable_load_scaling": True, "pre_deployment_sweeping_mode": "rapid",
+            "throughput_adjustment_interval": 60, "load_adjustment_interval": 5, "prefill_engine_num_gpu": 1,
+            "decode_engine_num_gpu": 1, "load_predictor": "constant",
+            "scheduling": {"tick_max_duration_seconds": 3600}}
+
+
+def timeline(start: int, events: list[tuple[float, int]], horizon: float) -> list[tuple[float, float, int]]:
+    """(from, to, count) segments of a replica count over [0, horizon)."""
+    out, t, n = [], 0.0, start
+    for at, to in sorted(events):
+        if at >= horizon:
+            break
+        out.append((t, at, n))
+        t, n = at, to
+    out.append((t, horizon, n))
+    return out
+
+
+def same_share(a: list[tuple[float, float, int]], b: list[tuple[float, float, int]], horizon: float) -> float:
+    cuts = sorted({x for seg in a + b for x in seg[:2]})
+    same = 0.0
+    for lo, hi in pairwise(cuts):
+        mid = (lo + hi) / 2
+        na = next(n for s, e, n in a if s <= mid < e)
+        nb = next(n for s, e, n in b if s <= mid < e)
+        same += (hi - lo) * (na == nb)
+    return same / horizon
+
+
+def compare(mode: str) -> dict[str, Any]:
+    ref = json.loads(gzip.decompress((REFERENCE / f"conv_{mode}.report.json.gz").read_bytes()))
+    horizon = max(t["at_ms"] for t in ref["planner"]["ticks"]) / 1000
+    cfg: dict[str, Any] = {"trace": str(TRACE), "trace_block_size": TRACE_BLOCK, "planner_config": planner(mode),
+                           "sla_ttft_ms": 2500, "sla_itl_ms": 50}
+    if mode == "agg":
+        cfg.update(num_workers=2, extra_engine_args=ENGINE)
+        starts = {"agg": 2}
+    else:
+        cfg.update(num_prefill_workers=1, num_decode_workers=1, prefill_engine_args=ENGINE, decode_engine_args=ENGINE)
+        starts = {"prefill": 1, "decode": 1}
+    ours = run(build_run_config(cfg)).report
+    rows: dict[str, Any] = {"gpu_hours": (ours["cost"]["gpu_hours"], ref["summary"]["gpu_hours"])}
+    for comp, start in starts.items():
+        theirs = [(e["at_s"], e["to_count"]) for e in ref["planner"]["scaling_events"] if e["component"] == comp]
+        mine = [(e["t_s"], e["to"]) for e in ours["planner"]["events"] if e["component"] == comp]
+        a, b = timeline(start, mine, horizon), timeline(start, theirs, horizon)
+        rows[comp] = {"changes": (len(mine), len(theirs)), "same_count_share": same_share(a, b, horizon)}
+    return rows
+
+
+def test_trace_needs_no_isl_clamp() -> None:
+    for line in TRACE.read_text().splitlines():
+        d = json.loads(line)
+        assert d["input_length"] <= len(d.get("hash_ids") or []) * TRACE_BLOCK or not d.get("hash_ids")
+
+
+@pytest.mark.parametrize("mode", ["agg", "disagg"])
+def test_closed_loop_timeline_against_dynamo(mode: str) -> None:
+    if not (REFERENCE / f"conv_{mode}.report.json.gz").exists() or not TRACE.exists():
+        pytest.skip("shared reference runs not found")
+    rows = compare(mode)
+    print(f"\n{mode}: {json.dumps(rows)}")
+    ours_h, theirs_h = rows["gpu_hours"]
+    comps = [c for c in rows if c != "gpu_hours"]
+    # the bars of issue #11; see docs/validation.md for the measured values and what still differs
+    for c in comps:
+        mine, theirs = rows[c]["changes"]
+        if theirs:
+            assert abs(mine - theirs) <= 0.2 * theirs, (c, mine, theirs)
+            assert rows[c]["same_count_share"] >= 0.8, (c, rows[c])
+    assert abs(ours_h - theirs_h) <= 0.05 * theirs_h, (ours_h, theirs_h)

@@ -1,0 +1,286 @@
+"""The Dynamo policy in the replay loop: what Dynamo's ``ReplayPlannerAdapter`` does around each tick
+(``dynamo/planner/offline/replay_adapter.py``).
+
+* Ticks come every ``scale_interval``; the policy says which loops run at each.
+* FPMs: the latest forward pass of each routable worker, kept until the worker runs another (Dynamo's
+  last-seen cache), pruned when the worker leaves; the wall time is that pass's duration. An idle engine's
+  FPM is the empty heartbeat (wall time 0) Dynamo's mocker publishes when it runs out of work.
+* Worker counts: ready = active workers; the planner's current count = starting + active; expected = the
+  last target it asked for; scaling is in progress while the two differ.
+* Traffic (throughput ticks): requests offered in the window, mean ISL of the requests that finished in it,
+  mean OSL of those offered, and the router's prefix-cache hit rate (0 under round robin, as in Dynamo).
+
+Differences from Dynamo's mocker that remain are listed in ``docs/planner.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from llmreplay.cluster.pool import Pool
+from llmreplay.cluster.worker import State, Worker
+from llmreplay.planner.config import PlannerConfig
+from llmreplay.planner.dynamo.bootstrap import benchmark_fpms
+from llmreplay.planner.dynamo.fpm import Fpm, FpmMap, Queued, Scheduled
+from llmreplay.planner.dynamo.policy import DynamoPolicy, ScheduledTick, TickInput, Traffic
+from llmreplay.planner.dynamo.settings import Capabilities, settings_from_config
+from llmreplay.planner.dynamo.state import WorkerCounts
+from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r
+
+NS = 1_000_000_000
+
+
+@dataclass
+class _Window:
+    """Frontend counters since the last throughput tick."""
+
+    arrivals: int = 0
+    osl_sum: float = 0.0
+    finished: int = 0
+    isl_sum: float = 0.0
+    ttft_sum_ms: float = 0.0
+    itl_sum_ms: float = 0.0
+    itl_samples: int = 0
+    prompt_tokens: float = 0.0
+    cached_tokens: float = 0.0
+
+
+def pool_capabilities(pool: Pool, num_gpu: int | None) -> Capabilities:
+    spec = pool.spec
+    return Capabilities(num_gpu=num_gpu or spec.gpus_per_worker,
+                        max_num_batched_tokens=spec.args.max_num_batched_tokens, max_num_seqs=spec.args.max_num_seqs,
+                        max_kv_tokens=spec.num_blocks * spec.args.block_size,
+                        context_length=spec.args.max_model_len)
+
+
+@dataclass
+class DynamoPlanner:
+    """Drop-in for :class:`llmreplay.planner.planner.Planner` that decides with the Dynamo policy."""
+
+    cfg: PlannerConfig
+    pools: dict[str, Pool]
+    granularity: int = 8
+    ticks: list[TickDiagnostics] = field(default_factory=list)
+    events: list[ScalingEvent] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        t0 = time.perf_counter()
+        self.disagg = "prefill" in self.pools
+        mode = "disagg" if self.disagg else "agg"
+        self.settings = settings_from_config(self.cfg, mode)
+        self.decode_pool = self.pools["decode" if self.disagg else "agg"]
+        self.prefill_pool = self.pools.get("prefill")
+        d_caps = pool_capabilities(self.decode_pool, self.cfg.decode_engine_num_gpu)
+        p_caps = pool_capabilities(self.prefill_pool, self.cfg.prefill_engine_num_gpu) if self.prefill_pool else None
+        self.policy = DynamoPolicy(self.settings, p_caps, d_caps)
+        self.bootstrap_counts = {"prefill": 0, "decode": 0}
+        if not self.settings.easy and self.cfg.pre_deployment_sweeping_mode == "rapid":
+            p_pool = self.prefill_pool or self.decode_pool
+            p_src = p_caps or d_caps
+            prefill, _ = benchmark_fpms(p_pool.spec.perf, p_src.max_num_batched_tokens, p_src.max_num_seqs,
+                                        p_src.max_kv_tokens, self.granularity, p_pool.spec.args.speedup_ratio)
+            _, decode = benchmark_fpms(self.decode_pool.spec.perf, d_caps.max_num_batched_tokens,
+                                       d_caps.max_num_seqs, d_caps.max_kv_tokens, self.granularity,
+                                       self.decode_pool.spec.args.speedup_ratio)
+            self.policy.bootstrap(prefill, decode)
+            self.bootstrap_counts = {"prefill": len(prefill), "decode": len(decode)}
+            if self.decode_pool.spec.perf.kind != "aic":
+                self.warnings.append(
+                    f"bootstrap_from_{self.decode_pool.spec.perf.kind}_perf_model: Dynamo bootstraps its planner from "
+                    "AIConfigurator only (otherwise it scales on load alone); here the engine's own perf model "
+                    "seeds the regression. Use perf_model 'aic' for Dynamo's behaviour.")
+        self.pending_tick: ScheduledTick = self.policy.initial_tick(0.0)
+        self.period_ns = round(self.settings.scale_interval_s * NS)
+        self.fpm_cache: dict[str, dict[tuple[str, int], Fpm]] = {"prefill": {}, "decode": {}}
+        self.fpm_seen: dict[tuple[str, int], int] = {}
+        self.target: dict[str, int | None] = {"prefill": None, "decode": None}
+        self.tp_window = _Window()
+        self.tick_window = _Window()
+        self.last_tp_ns = 0
+        kv_router = any(getattr(p.router, "name", "") == "kv" for p in self.pools.values())
+        self.kv_router = kv_router
+        self.wall_s = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ frontend hooks
+    def arrived(self, isl: int, osl: int) -> None:
+        for w in (self.tp_window, self.tick_window):
+            w.arrivals += 1
+            w.osl_sum += osl
+
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None:
+        for w in (self.tp_window, self.tick_window):
+            w.finished += 1
+            w.isl_sum += isl
+            w.ttft_sum_ms += ttft_ms
+            if itl_ms is not None:
+                w.itl_sum_ms += itl_ms
+                w.itl_samples += 1
+            w.prompt_tokens += isl
+            w.cached_tokens += max(cached, 0)
+
+    # ------------------------------------------------------------------ observation
+    def _latest_fpm(self, w: Worker) -> Fpm | None:
+        cols = w.view.fpm.cols
+        n = len(cols["t_end_ns"])
+        if n == 0:
+            return None
+        i = n - 1
+        steps = max(1, cols["steps"][i])
+        wall = (cols["t_end_ns"][i] - cols["t_start_ns"][i]) / steps / NS
+        waiting = cols["num_waiting"][i]
+        return Fpm(
+            worker_id=str(w.id), dp_rank=0, wall_time=wall,
+            scheduled=Scheduled(num_prefill_requests=cols["num_prefill_requests"][i] if steps == 1 else 0,
+                                sum_prefill_tokens=cols["sum_prefill_tokens"][i] if steps == 1 else 0,
+                                sum_prefill_kv_tokens=cols["sum_prefill_kv_tokens"][i] if steps == 1 else 0,
+                                num_decode_requests=cols["num_decode_requests"][i],
+                                sum_decode_kv_tokens=cols["decode_kv_last"][i]),
+            queued=Queued(num_prefill_requests=waiting, sum_prefill_tokens=cols["queued_prefill_tokens"][i]),
+        )
+
+    def _fpms(self, role: str, pool: Pool, now: int) -> FpmMap | None:
+        cache = self.fpm_cache[role]
+        live: set[str] = set()
+        for w in pool.workers:
+            if w.state not in (State.ACTIVE,):
+                continue
+            w.engine.sync(now)
+            live.add(str(w.id))
+            log = w.view.fpm
+            n = len(log)
+            key = (pool.name, w.id)
+            if n and w.view.kv_used_blocks == 0 and w.view.queued_prefill_tokens == 0:
+                if n:  # an engine that went idle publishes an empty heartbeat FPM (wall time 0), as Dynamo's does
+                    cache[(str(w.id), 0)] = Fpm(worker_id=str(w.id))
+                self.fpm_seen[key] = n
+            elif n and self.fpm_seen.get(key) != n:
+                f = self._latest_fpm(w)
+                if f is not None:
+                    cache[(str(w.id), 0)] = f
+                self.fpm_seen[key] = n
+        for k in [k for k in cache if k[0] not in live]:
+            del cache[k]
+        return dict(cache) if cache else None
+
+    def _counts(self) -> WorkerCounts:
+        def role(pool: Pool | None, name: str) -> tuple[int | None, int | None, bool]:
+            if pool is None:
+                return None, None, False
+            ready = pool.count(State.ACTIVE)
+            current = pool.count(State.STARTING, State.ACTIVE)
+            target = self.target[name]
+            expected = target if target is not None else current
+            return ready, expected, target is not None and target != current
+
+        p_ready, p_exp, p_prog = role(self.prefill_pool, "prefill")
+        d_ready, d_exp, d_prog = role(self.decode_pool, "decode")
+        return WorkerCounts(ready_num_prefill=p_ready, ready_num_decode=d_ready, expected_num_prefill=p_exp,
+                            expected_num_decode=d_exp, prefill_scaling_in_progress=p_prog,
+                            decode_scaling_in_progress=d_prog)
+
+    def _traffic(self, now: int) -> Traffic | None:
+        w = self.tp_window
+        duration = (now - self.last_tp_ns) / NS
+        if duration <= 0:
+            return None
+        isl = w.isl_sum / w.finished if w.finished else 0.0
+        osl = w.osl_sum / w.arrivals if w.arrivals else 0.0
+        hit = (w.cached_tokens / w.prompt_tokens if w.prompt_tokens else 0.0) if self.kv_router else 0.0
+        return Traffic(duration_s=duration, num_req=float(w.arrivals), isl=isl, osl=osl, kv_hit_rate=hit)
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self, now: int, start_worker: Any, handoffs_waiting: int = 0) -> None:
+        t0 = time.perf_counter()
+        sched = self.pending_tick
+        traffic = None
+        if sched.need_traffic_metrics:
+            traffic = self._traffic(now)
+        inp = TickInput(now_s=now / NS, traffic=traffic, worker_counts=self._counts())
+        if sched.need_worker_fpm:
+            inp.fpm_decode = self._fpms("decode", self.decode_pool, now)
+            if self.prefill_pool is not None:
+                inp.fpm_prefill = self._fpms("prefill", self.prefill_pool, now)
+            inp.have_fpm = True
+        effects = self.policy.tick(sched, inp)
+        if sched.need_traffic_metrics:
+            self.tp_window = _Window()
+            self.last_tp_ns = now
+        self.pending_tick = effects.next_tick
+        if effects.scale_to is not None:
+            if self.prefill_pool is not None and effects.scale_to.num_prefill is not None:
+                self._scale("prefill", self.prefill_pool, effects.scale_to.num_prefill, now, start_worker)
+            if effects.scale_to.num_decode is not None:
+                self._scale("decode", self.decode_pool, effects.scale_to.num_decode, now, start_worker)
+        self._record(now, sched, effects.diagnostics, traffic)
+        self.wall_s += time.perf_counter() - t0
+
+    def _scale(self, role: str, pool: Pool, target: int, now: int, start_worker: Any) -> None:
+        current = pool.count(State.STARTING, State.ACTIVE)
+        if target == current:
+            return
+        self.target[role] = target
+        component = role if self.disagg else "agg"
+        self.events.append(ScalingEvent(round(now / NS, 6), component, current, target,
+                                        "scale_up" if target > current else "scale_down"))
+        for _ in range(target - current):
+            start_worker(pool, now)
+        for _ in range(current - target):
+            pool.drain_worker(now)
+
+    def _record(self, now: int, sched: ScheduledTick, diag: Any, traffic: Traffic | None) -> None:
+        w = self.tick_window
+        span = self.settings.scale_interval_s
+        d = TickDiagnostics(t_s=round(now / NS, 6))
+        d.replicas_decode = self.decode_pool.count(State.STARTING, State.ACTIVE)
+        if self.prefill_pool is not None:
+            d.replicas_prefill = self.prefill_pool.count(State.STARTING, State.ACTIVE)
+        if self.settings.enable_throughput_scaling:
+            d.floor_decode = diag.throughput_lower_bound_decode
+            if self.prefill_pool is not None:
+                d.floor_prefill = diag.throughput_lower_bound_prefill
+        d.observed_rps = _r(w.arrivals / span) if span > 0 else None
+        d.observed_isl = _r(w.isl_sum / w.finished) if w.finished else None
+        d.observed_osl = _r(w.osl_sum / w.arrivals) if w.arrivals else None
+        d.observed_ttft_ms = _r(w.ttft_sum_ms / w.finished) if w.finished else None
+        d.observed_itl_ms = _r(w.itl_sum_ms / w.itl_samples) if w.itl_samples else None
+        if diag.predicted_num_req is not None and traffic is not None and traffic.duration_s > 0:
+            d.predicted_rps = _r(diag.predicted_num_req / traffic.duration_s)
+        d.predicted_isl, d.predicted_osl = _r(diag.predicted_isl), _r(diag.predicted_osl)
+        d.est_ttft_ms, d.est_itl_ms = _r(diag.estimated_ttft_ms), _r(diag.estimated_itl_ms)
+        d.engine_rps_prefill, d.engine_rps_decode = _r(diag.engine_rps_prefill), _r(diag.engine_rps_decode)
+        d.reason_load = diag.load_decision_reason
+        d.reason_throughput = diag.throughput_decision_reason
+        if self.disagg:
+            d.reason_load_prefill, d.reason_load_decode = diag.load_decision_reason_prefill, \
+                diag.load_decision_reason_decode
+            d.reason_throughput_prefill = diag.throughput_decision_reason_prefill
+            d.reason_throughput_decode = diag.throughput_decision_reason_decode
+        else:
+            d.reason_load_decode, d.reason_throughput_decode = d.reason_load, d.reason_throughput
+        self.ticks.append(d)
+        self.tick_window = _Window()
+
+    # ------------------------------------------------------------------ report
+    def report(self) -> dict[str, Any]:
+        decisions: dict[str, dict[str, int]] = {"load": {}, "throughput": {}}
+        for t in self.ticks:
+            for kind, reason in (("load", t.reason_load), ("throughput", t.reason_throughput)):
+                if reason:
+                    decisions[kind][reason] = decisions[kind].get(reason, 0) + 1
+        stores = {name: {store: {"retained": len(s.samples), "coef": None if s.coef is None else list(s.coef)}
+                         for store, s in m.regression.stores.items()}
+                  for name, m in self.policy.state.models.items()}
+        return {
+            "policy": "dynamo",
+            "ticks": [asdict(t) for t in self.ticks],
+            "decisions": decisions,
+            "events": [e.to_dict() for e in self.events],
+            "bootstrap": {"benchmark_granularity": self.granularity,
+                          "prefill_fpm_count": self.bootstrap_counts["prefill"],
+                          "decode_fpm_count": self.bootstrap_counts["decode"]},
+            "regression": stores,
+        }
+
