@@ -23,6 +23,7 @@ fast-forwarded run equals the step-by-step reference (``fast_forward=False``) ex
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ import numpy.typing as npt
 from llmreplay.engine.config import EngineArgs
 from llmreplay.engine.fpm import FpmLog
 from llmreplay.engine.kv_cache_manager import KVCacheManager, cdiv
-from llmreplay.engine.perf.base import PerfModel, to_ns
+from llmreplay.engine.perf.base import PerfModel, seconds_to_ns, to_ns
 from llmreplay.engine.request import Phase, Request
 from llmreplay.metrics.histogram import LogHistogram
 
@@ -46,14 +47,18 @@ I64 = npt.NDArray[np.int64]
 MAX_STRETCH_STEPS = 4096
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
-    """The step (``k == 1``) or stretch of decode steps in progress."""
+    """The step (``k == 1``) or stretch of decode steps in progress. Plain Python lists: the event loop reads
+    them a few times per event, where numpy's per-call overhead on short arrays would dominate."""
 
     start_ns: int
-    step_ends: I64  # absolute end time of each step
+    step_ends: list[int]  # absolute end time of each step
     first_step: int  # engine.steps at the first step
-    new_blocks: I64  # new KV blocks each step needs (new_blocks[0] is allocated at plan time)
+    #: new KV blocks the steps 1..i need in all (index i; step 0's blocks are allocated at plan time)
+    blocks_through: list[int]
+    #: duration of each step (decode steps only: the token-gap histogram takes them as one vector)
+    durations: I64 | None = None
     applied: int = 0  # steps already applied (tokens emitted)
     recorded: int = 0  # steps already written to the FPM log and the token-gap histogram
     allocated: int = 1  # steps whose blocks are allocated
@@ -66,11 +71,11 @@ class _Pending:
 
     @property
     def k(self) -> int:
-        return int(self.step_ends.shape[0])
+        return len(self.step_ends)
 
     @property
     def end_ns(self) -> int:
-        return int(self.step_ends[-1])
+        return self.step_ends[-1]
 
 
 def _stale(entry: tuple[int, int, Request]) -> bool:
@@ -258,26 +263,34 @@ class Engine:
                 return None  # disagg: blocks are tied up by hand-offs; a transfer's end will wake us
             # cannot happen: a request that fits alone is admitted into an empty engine
             raise RuntimeError(f"engine {self.id} stalled with {len(self.waiting)} waiting requests")
-        k = 1
-        if self.fast_forward and not preempted:
-            k = self._stretch_length()
-        steps = np.arange(self.steps, self.steps + k, dtype=np.int64)
-        new_blocks = self.decoding_by_block_phase[steps % self.block_size]
+        return self._plan_decode(now, self._steps_to_next_finish() if self.fast_forward and not preempted else 1)
+
+    def _plan_decode(self, now: int, max_steps: int) -> int:
+        """Plan a stretch of up to ``max_steps`` decode-only steps (1: a single step): as many as the KV blocks
+        free now allow, with one vectorised perf-model call for all of them."""
+        steps = np.arange(self.steps, self.steps + max_steps, dtype=np.int64)
+        k = max_steps
+        blocks_through = [0]
+        if max_steps > 1:
+            # blocks_through[i]: blocks the steps 1..i open; the stretch stops before the KV runs out
+            cum = np.cumsum(self.decoding_by_block_phase[steps % self.block_size])
+            cum -= cum[0]
+            k = 1 + int(np.searchsorted(cum[1:], self.kv_cache.num_allocatable_blocks, side="right"))
+            steps = steps[:k]
+            blocks_through = cum[:k].tolist()
         kv_tokens = self.decode_context_base + self.num_decoding * steps
-        durs = to_ns(self.perf.decode_steps_s(self.num_decoding, kv_tokens), self.speedup_ratio)
-        ends = now + np.cumsum(durs)
-        self.pending = _Pending(now, ends, self.steps, new_blocks)
-        return int(ends[-1])
+        durations = to_ns(self.perf.decode_steps_s(self.num_decoding, kv_tokens), self.speedup_ratio)
+        ends: list[int] = (now + np.cumsum(durations)).tolist()
+        self.pending = _Pending(now, ends, self.steps, blocks_through, durations)
+        return ends[-1]
 
     def _plan_mixed(self, now: int, decode_blocks: int, chunks: list[tuple[Request, int]]) -> int:
         new_tokens = [n for _, n in chunks]
         ctx = [r.num_computed for r, _ in chunks]
         kv = self.decode_context_base + self.num_decoding * self.steps
-        dur = int(to_ns(np.asarray(self.perf.step_s(new_tokens, ctx, self.num_decoding, kv)), self.speedup_ratio))
-        ends = np.asarray([now + dur], dtype=np.int64)
-        new_blocks = np.asarray([decode_blocks], dtype=np.int64)
+        dur = seconds_to_ns(self.perf.step_s(new_tokens, ctx, self.num_decoding, kv), self.speedup_ratio)
         attention = sum(n * (c + n // 2) for n, c in zip(new_tokens, ctx, strict=True))
-        self.pending = _Pending(now, ends, self.steps, new_blocks, chunks=chunks, prefill_context_tokens=sum(ctx),
+        self.pending = _Pending(now, [now + dur], self.steps, [0], chunks=chunks, prefill_context_tokens=sum(ctx),
                                 prefill_attention=attention)
         return now + dur
 
@@ -287,13 +300,15 @@ class Engine:
         p = self.pending
         if p is None or p.k == 1:
             return None
-        j = int(np.searchsorted(p.step_ends, now, side="left"))  # step in progress (step_ends[j] >= now)
+        j = bisect_left(p.step_ends, now)  # step in progress (step_ends[j] >= now)
         if j >= p.k - 1:
             return None
         self._apply_steps(now)
-        p.step_ends = p.step_ends[: j + 1]
-        p.new_blocks = p.new_blocks[: j + 1]
-        return int(p.step_ends[-1])
+        del p.step_ends[j + 1 :]
+        del p.blocks_through[j + 1 :]
+        assert p.durations is not None
+        p.durations = p.durations[: j + 1]
+        return p.step_ends[-1]
 
     def sync(self, now: int, record: bool = True) -> None:
         """Apply the steps of the pending stretch that ended by ``now`` so the engine's state (KV use,
@@ -351,18 +366,14 @@ class Engine:
             budget -= new
         return budget
 
-    def _stretch_length(self) -> int:
-        """How many identical decode steps can run from now: up to the next completion, while KV lasts."""
+    def _steps_to_next_finish(self) -> int:
+        """How many identical decode steps can run from now before a request finishes (at most
+        :data:`MAX_STRETCH_STEPS`)."""
         heap = self._decode_ends
         while heap and _stale(heap[0]):
             heapq.heappop(heap)  # entry of a request preempted since
         k = min(MAX_STRETCH_STEPS, heap[0][0] - self.steps) if heap else MAX_STRETCH_STEPS
-        if k <= 1:
-            return 1
-        steps = np.arange(self.steps + 1, self.steps + k, dtype=np.int64)
-        cum = np.cumsum(self.decoding_by_block_phase[steps % self.block_size])
-        fits = int(np.searchsorted(cum, self.kv_cache.num_allocatable_blocks, side="right"))
-        return 1 + min(fits, k - 1)
+        return max(k, 1)
 
     def _apply_steps(self, now: int, record: bool = True) -> None:
         """Apply the stretch's steps that ended by ``now`` (and allocate blocks of steps started before).
@@ -372,38 +383,43 @@ class Engine:
         few records however often it is observed."""
         p = self.pending
         assert p is not None and p.chunks is None
-        done = int(np.searchsorted(p.step_ends, now, side="right"))
-        started = min(p.k, int(np.searchsorted(p.step_ends, now, side="left")) + 1)
+        ends = p.step_ends
+        done = bisect_right(ends, now)
+        started = min(p.k, bisect_left(ends, now) + 1)
         if started > p.allocated:
-            ok = self.kv_cache.allocate_decode_blocks(int(p.new_blocks[p.allocated : started].sum()))
+            through = p.blocks_through
+            ok = self.kv_cache.allocate_decode_blocks(through[started - 1] - through[p.allocated - 1])
             assert ok, "stretch planned beyond KV capacity"
             p.allocated = started
         if done > p.applied:
-            t_prev = p.start_ns if p.applied == 0 else int(p.step_ends[p.applied - 1])
-            self.busy_ns += int(p.step_ends[done - 1]) - t_prev
+            t_prev = p.start_ns if p.applied == 0 else ends[p.applied - 1]
+            self.busy_ns += ends[done - 1] - t_prev
             if self.power is not None:  # energy of exactly these steps
                 kv0 = self.decode_context_base + self.num_decoding * (p.first_step + p.applied)
-                self.active_j += self.power.decode_j(self.num_decoding, kv0, t_prev, p.step_ends[p.applied : done])
+                self.active_j += self.power.decode_j(self.num_decoding, kv0, t_prev,
+                                                     np.asarray(ends[p.applied : done], dtype=np.int64))
             self.steps = p.first_step + done
             p.applied = done
         if not record or p.recorded >= p.applied:
             return
         a, b = p.recorded, p.applied
         n = self.num_decoding
-        t0 = p.start_ns if a == 0 else int(p.step_ends[a - 1])
-        ends = p.step_ends[a:b]
-        durs = np.empty(b - a, dtype=np.int64)
-        durs[0] = ends[0] - t0
-        np.subtract(ends[1:], ends[:-1], out=durs[1:])
+        t0 = p.start_ns if a == 0 else ends[a - 1]
+        gaps = self.token_gaps
         if a == 0 and p.joined:
-            self._record_joined(p.joined, int(ends[0]))
-            self.token_gaps.add(int(durs[0]), n - len(p.joined))
-            self.token_gaps.add_many(durs[1:], n)
+            self._record_joined(p.joined, ends[0])
+            gaps.add(ends[0] - t0, n - len(p.joined))
+            a1 = 1
         else:
-            self.token_gaps.add_many(durs, n)
+            a1 = a
+        if b - a1 == 1:
+            gaps.add(ends[a1] - (t0 if a1 == a else ends[a1 - 1]), n)
+        elif b > a1:
+            assert p.durations is not None
+            gaps.add_many(p.durations[a1:b], n)
         p.recorded = b
         self.fpm.append(
-            t0, int(p.step_ends[b - 1]), b - a, 0, 0, 0, 0, n,
+            t0, ends[b - 1], b - a, 0, 0, 0, 0, n,
             self.decode_context_base + n * (p.first_step + a), self.decode_context_base + n * (p.first_step + b - 1),
             self.kv_cache.num_used_blocks, len(self.running), len(self.waiting), self.queued_prefill_tokens,
         )  # fmt: skip

@@ -136,6 +136,21 @@ class BlockPool:
         self.num_shared_hash_blocks += 1
         return True
 
+    def cache_full_blocks(self, keys: list[int], start: int, end: int) -> list[int]:
+        """:meth:`cache_full_block` for ``keys[start:end]`` in one call (vLLM's ``cache_full_blocks``); returns
+        the keys this call cached (the others were cached by another request first, or caching is off)."""
+        if not self.enable_caching:
+            return []
+        ref_counts = self.ref_counts
+        cached = []
+        for key in keys[start:end]:
+            if key not in ref_counts:
+                ref_counts[key] = 1
+                cached.append(key)
+        self.num_private_blocks -= self.blocks_per_hash_block * len(cached)
+        self.num_shared_hash_blocks += len(cached)
+        return cached
+
     def free_blocks(self, keys: list[int], num_private: int) -> None:
         """Return a request's blocks: ``num_private`` private ones and one reference on each cached key. Keys
         that drop to no reference become evictable in reverse order, so the tail of a prompt is evicted before

@@ -144,12 +144,7 @@ class KVCacheManager:
         full = min(len(req.keys), num_computed_tokens // self.hash_block_tokens)
         if entry.num_offered >= full:
             return
-        pool = self.block_pool
-        keys = req.keys
-        for i in range(entry.num_offered, full):
-            key = keys[i]
-            if pool.cache_full_block(key):
-                entry.cached_keys.append(key)
+        entry.cached_keys += self.block_pool.cache_full_blocks(req.keys, entry.num_offered, full)
         entry.num_offered = full
 
     def free(self, req: Request) -> None:

@@ -1,0 +1,136 @@
+"""Replay speed as ratios to the Python floor, measured in one run (the figures in docs/performance.md).
+
+Every case is the CLI in a fresh process, timed from the parent (process wall time: start-up, imports, trace
+load, replay, report); peak RSS comes from that child's own rusage. The floor (``benchmarks/floor.py``: import
+numpy, parse the conversation-hour JSONL, push and pop 3 heap events per request) runs before and after the
+cases; the ratio uses the median of its runs. Absolute times move 3× between machines and with the load on a
+shared one; ratios measured in the same run do not. Cold caches count: the first run of each case is reported,
+not a warm best-of.
+
+    python benchmarks/speed.py                 # every case but the million-request one
+    python benchmarks/speed.py --cases plain,planner-agg --repeat 3
+    python benchmarks/speed.py --cases million # ~10 minutes on a busy 2-core machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TRACES = Path(os.environ.get("LLMREPLAY_TRACES", HERE.parents[1] / "shared" / "traces"))
+if not TRACES.exists():
+    TRACES = Path("/work/shared/traces")
+CONV = TRACES / "mooncake_fast25_conversation_trace.jsonl"
+AZURE_CONV = TRACES / "azure_llm_2023_conv.csv"
+FP8 = '{"model":"nvidia/Llama-3.1-8B-Instruct-FP8","gpu":"h200_sxm"}'
+AGG_PLANNER = ('{"mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+               '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
+DISAGG_PLANNER = ('{"mode":"disagg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+                  '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    peak_rss_mb: float
+    returncode: int
+    stderr: str
+
+
+def run_process(argv: list[str]) -> Measured:
+    """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, err.read().decode(errors="replace")[-2000:])
+
+
+def floor() -> Measured:
+    return run_process([sys.executable, str(HERE / "floor.py"), str(CONV)])
+
+
+def llmreplay(*args: str) -> list[str]:
+    return [sys.executable, "-m", "llmreplay", "run", *args, "--quiet", "--no-progress"]
+
+
+def million_trace(tmp: Path) -> Path:
+    trace = tmp / "poisson_1000000.jsonl"
+    if not trace.exists():
+        subprocess.run([sys.executable, "-m", "llmreplay", "synth", "poisson", "--num-requests", "1000000",
+                        "--rate", "50", "--isl", "lognormal:7,0.8", "--osl", "uniform:20,300", "--seed", "1",
+                        "-o", str(trace)], check=True, capture_output=True)
+    return trace
+
+
+def cases(tmp: Path) -> dict[str, list[str]]:
+    plain = [str(CONV), "--num-workers", "4", "--extra-engine-args", FP8]
+    return {
+        "plain": llmreplay(*plain),
+        # the planner starts from the same 4-worker fleet as the plain run
+        "planner-agg": llmreplay(*plain, "--planner-config", AGG_PLANNER),
+        "planner-disagg": llmreplay(str(CONV), "--num-prefill-workers", "2", "--num-decode-workers", "2",
+                                    "--prefill-engine-args", FP8, "--decode-engine-args", FP8,
+                                    "--planner-config", DISAGG_PLANNER),
+        "azure-conv-4x": llmreplay(str(AZURE_CONV), "--arrival-speedup-ratio", "4", "--num-workers", "4",
+                                   "--extra-engine-args", FP8),
+        "million": ["MILLION"],  # built lazily: generating the trace takes a while
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="plain,planner-agg,planner-disagg,azure-conv-4x",
+                        help="comma-separated: plain, planner-agg, planner-disagg, azure-conv-4x, million")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per case (the first is the cold one)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        table = cases(tmp)
+        floors = [floor() for _ in range(3)]
+        rows: dict[str, dict[str, object]] = {}
+        for name in args.cases.split(","):
+            argv = table[name]
+            if argv == ["MILLION"]:
+                argv = llmreplay(str(million_trace(tmp)), "--num-workers", "8")
+            runs = [run_process(argv) for _ in range(args.repeat)]
+            for r in runs:
+                if r.returncode:
+                    raise SystemExit(f"{name} failed ({r.returncode}):\n{r.stderr}")
+            rows[name] = {"walls_s": [round(r.wall_s, 2) for r in runs],
+                          "peak_rss_mb": round(max(r.peak_rss_mb for r in runs)),
+                          "command": " ".join(a if " " not in a else f"'{a}'" for a in argv[2:])}
+            print(f"{name}: {[round(r.wall_s, 2) for r in runs]} s", file=sys.stderr, flush=True)
+        floors += [floor() for _ in range(2)]
+    floor_s = statistics.median(f.wall_s for f in floors)
+    print(f"floor (median of {len(floors)}): {floor_s:.2f} s  runs: {[round(f.wall_s, 2) for f in floors]}")
+    plain_s = rows["plain"]["walls_s"][0] if "plain" in rows else None  # type: ignore[index]
+    for name, row in rows.items():
+        walls: list[float] = row["walls_s"]  # type: ignore[assignment]
+        first, best = walls[0], min(walls)
+        line = (f"{name:15s} first {first:7.2f} s = {first / floor_s:6.1f}× floor   best {best:7.2f} s = "
+                f"{best / floor_s:6.1f}× floor   peak RSS {row['peak_rss_mb']} MB")
+        if plain_s and name == "planner-agg":
+            line += f"   {first / plain_s:.2f}× plain"
+        row["first_over_floor"] = round(first / floor_s, 2)
+        row["best_over_floor"] = round(best / floor_s, 2)
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps({"floor_s": floor_s, "cases": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
