@@ -197,7 +197,8 @@ def run(
     horizon = int(cfg.max_sim_time_seconds * 1e9) if cfg.max_sim_time_seconds is not None else None
     options = ReplayOptions(seed=cfg.seed, horizon_ns=horizon, concurrency=cfg.replay_concurrency,
                             fast_forward=cfg.fast_forward, progress=progress,
-                            local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens)
+                            local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens,
+                            fpm_detail_only_for_planner=True)
     replay = Replay(trace, topo.pools, options)
     planner: Planner | ScriptedPolicy | None = None
     if planner_cfg is not None and planner_cfg.policy == "scripted":

@@ -15,6 +15,7 @@ from llmreplay.cluster.router import Router
 from llmreplay.cluster.worker import State, Worker
 from llmreplay.engine.config import EngineArgs
 from llmreplay.engine.engine import Engine
+from llmreplay.engine.fpm import FpmLog
 from llmreplay.engine.perf.base import PerfModel
 from llmreplay.metrics.histogram import LogHistogram
 
@@ -42,6 +43,8 @@ class Pool:
     router: Router
     icl: LogHistogram
     fast_forward: bool = True
+    #: False: engines log only the FPM columns the report reads (no planner in the run: saves memory)
+    fpm_planner_detail: bool = True
     workers: list[Worker] = field(default_factory=list)
     #: (time_ns, provisioned workers after the change)
     provision_log: list[tuple[int, int]] = field(default_factory=list)
@@ -58,13 +61,20 @@ class Pool:
     def _new_worker(self, now: int, state: State) -> Worker:
         wid = len(self.workers)
         eng = Engine(wid, self.spec.args, self.spec.perf, self.spec.num_blocks, self.spec.unit_tokens,
-                     self.icl, fast_forward=self.fast_forward)
+                     self.icl, fast_forward=self.fast_forward, fpm_planner_detail=self.fpm_planner_detail)
         eng.power = self.spec.power
         w = Worker(wid, eng, self.spec.gpus_per_worker, self.name, now, state)
         self.workers.append(w)
         self._counts[state] += 1
         self._routable = None
         return w
+
+    def drop_fpm_planner_detail(self) -> None:
+        """No planner reads this pool's FPMs: its engines log only what the report reads (before any step)."""
+        self.fpm_planner_detail = False
+        for w in self.workers:
+            assert not len(w.engine.fpm), "FPM detail dropped after the replay started"
+            w.engine.fpm = FpmLog(w.engine.id, planner_detail=False)
 
     def add_workers(self, n: int, now: int) -> None:
         """Workers present from the start (already warm)."""

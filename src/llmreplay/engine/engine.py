@@ -97,6 +97,7 @@ class Engine:
         hash_block_tokens: int,
         token_gaps: LogHistogram,
         fast_forward: bool = True,
+        fpm_planner_detail: bool = True,
     ) -> None:
         self.id = worker_id
         self.args = args
@@ -112,7 +113,7 @@ class Engine:
         self.fast_forward = fast_forward
         #: inter-token gaps of every request, shared by the pool's engines
         self.token_gaps = token_gaps
-        self.fpm = FpmLog(worker_id)
+        self.fpm = FpmLog(worker_id, fpm_planner_detail)
         self.view = EngineView(self)
 
         self.waiting: deque[Request] = deque()

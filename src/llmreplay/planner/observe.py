@@ -52,11 +52,10 @@ class FpmCursor:
 
     def new_records(self, w: Worker) -> dict[str, Sequence[int]]:
         key = (w.pool_name, w.id)
-        start = self.seen.get(key, 0)
-        cols = w.view.fpm.cols
-        end = len(cols["t_end_ns"])
-        self.seen[key] = end
-        return {k: v[start:end] for k, v in cols.items()}
+        fpm = w.view.fpm
+        records = fpm.read_since(self.seen.get(key, 0))  # the log lets go of what the planner has read
+        self.seen[key] = len(fpm)
+        return records
 
 
 def summarize(w: Worker, rec: dict[str, Sequence[int]], window_ns: int) -> WorkerLoad | None:

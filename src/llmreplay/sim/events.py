@@ -41,6 +41,10 @@ class EventQueue:
         top = self._heap[0]
         return top[0], top[1]
 
+    def next_time(self) -> int:
+        """Time of the next event (a time after every event when there is none)."""
+        return self._heap[0][0] if self._heap else 1 << 62
+
     def pop(self) -> tuple[int, int, Any]:
         t, _, _, kind, payload = heapq.heappop(self._heap)
         return t, kind, payload
