@@ -31,6 +31,9 @@ if not TRACES.exists():
     TRACES = Path("/work/shared/traces")
 CONV = TRACES / "mooncake_fast25_conversation_trace.jsonl"
 AZURE_CONV = TRACES / "azure_llm_2023_conv.csv"
+DYNAMO_VENV = Path(os.environ.get("DYNAMO_VENV", Path.home() / ".cache" / "peer-dynamo" / "venv"))
+DYNAMO_CLI = TRACES.parent / "reference" / "dynamo-ticks" / "replay_cli.py"
+AIC_QWEN = '{"aic_backend":"vllm","aic_system":"h200_sxm","aic_model_path":"Qwen/Qwen3-8B","aic_tp_size":1}'
 FP8 = '{"model":"nvidia/Llama-3.1-8B-Instruct-FP8","gpu":"h200_sxm"}'
 AGG_PLANNER = ('{"mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
                '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
@@ -46,11 +49,12 @@ class Measured:
     stderr: str
 
 
-def run_process(argv: list[str]) -> Measured:
+def run_process(argv: list[str], cwd: str | None = None) -> Measured:
     """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -66,8 +70,11 @@ def llmreplay(*args: str) -> list[str]:
     return [sys.executable, "-m", "llmreplay", "run", *args, "--quiet", "--no-progress"]
 
 
-def million_trace(tmp: Path) -> Path:
-    trace = tmp / "poisson_1000000.jsonl"
+def million_trace() -> Path:
+    """The 1,000,000-request synthetic trace, generated once and kept (generating it takes minutes)."""
+    cache = Path(tempfile.gettempdir()) / "llmreplay-bench"
+    cache.mkdir(exist_ok=True)
+    trace = cache / "poisson_1000000.jsonl"
     if not trace.exists():
         subprocess.run([sys.executable, "-m", "llmreplay", "synth", "poisson", "--num-requests", "1000000",
                         "--rate", "50", "--isl", "lognormal:7,0.8", "--osl", "uniform:20,300", "--seed", "1",
@@ -75,7 +82,12 @@ def million_trace(tmp: Path) -> Path:
     return trace
 
 
-def cases(tmp: Path) -> dict[str, list[str]]:
+def dynamo(*args: str) -> list[str]:
+    """Dynamo 1.6.1's replay (Rust mocker, AIC timing) through the peer venv's thin CLI (reference/dynamo-ticks)."""
+    return [str(DYNAMO_VENV / "bin" / "python"), str(DYNAMO_CLI), *args]
+
+
+def cases() -> dict[str, list[str]]:
     plain = [str(CONV), "--num-workers", "4", "--extra-engine-args", FP8]
     return {
         "plain": llmreplay(*plain),
@@ -87,26 +99,32 @@ def cases(tmp: Path) -> dict[str, list[str]]:
         "azure-conv-4x": llmreplay(str(AZURE_CONV), "--arrival-speedup-ratio", "4", "--num-workers", "4",
                                    "--extra-engine-args", FP8),
         "million": ["MILLION"],  # built lazily: generating the trace takes a while
+        # the same plain run on both, AIC timing of Qwen3-8B on H200, round robin (Dynamo's default)
+        "dynamo-plain": dynamo(str(CONV), "--num-workers", "4", "--trace-block-size", "512",
+                               "--extra-engine-args", AIC_QWEN),
+        "llmreplay-plain-aic": llmreplay(str(CONV), "--num-workers", "4", "--router", "round_robin",
+                                         "--extra-engine-args", AIC_QWEN),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default="plain,planner-agg,planner-disagg,azure-conv-4x",
-                        help="comma-separated: plain, planner-agg, planner-disagg, azure-conv-4x, million")
+                        help="comma-separated: plain, planner-agg, planner-disagg, azure-conv-4x, million, "
+                             "dynamo-plain and llmreplay-plain-aic (the pair against Dynamo's replay)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (the first is the cold one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        table = cases(tmp)
+        table = cases()
         floors = [floor() for _ in range(3)]
         rows: dict[str, dict[str, object]] = {}
         for name in args.cases.split(","):
             argv = table[name]
             if argv == ["MILLION"]:
-                argv = llmreplay(str(million_trace(tmp)), "--num-workers", "8")
-            runs = [run_process(argv) for _ in range(args.repeat)]
+                argv = llmreplay(str(million_trace()), "--num-workers", "8")
+            env_cwd = tmpdir if name.startswith("dynamo") else None  # Dynamo writes planner_reports/ here
+            runs = [run_process(argv, env_cwd) for _ in range(args.repeat)]
             for r in runs:
                 if r.returncode:
                     raise SystemExit(f"{name} failed ({r.returncode}):\n{r.stderr}")
@@ -125,6 +143,8 @@ def main() -> None:
                 f"{best / floor_s:6.1f}× floor   peak RSS {row['peak_rss_mb']} MB")
         if plain_s and name == "planner-agg":
             line += f"   {first / plain_s:.2f}× plain"
+        if name == "llmreplay-plain-aic" and "dynamo-plain" in rows:
+            line += f"   {first / rows['dynamo-plain']['walls_s'][0]:.2f}× Dynamo"  # type: ignore[index]
         row["first_over_floor"] = round(first / floor_s, 2)
         row["best_over_floor"] = round(best / floor_s, 2)
         print(line)
