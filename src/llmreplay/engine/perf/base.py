@@ -137,10 +137,16 @@ def prefill_chunks(prefill_new: Sequence[int], prefill_ctx: Sequence[int]) -> li
     return [(int(n), int(c)) for n, c in zip(prefill_new, prefill_ctx, strict=True) if n > 0]
 
 
+def _check_speedup(speedup_ratio: float) -> None:
+    if not speedup_ratio >= MIN_SPEEDUP_RATIO:  # with steps <= MAX_STEP_S, the one way past int64 ns
+        raise InputError(f"engine arg speedup_ratio {speedup_ratio!r} would stretch a step beyond the simulator's "
+                         f"clock (int64 ns); it must be >= {MIN_SPEEDUP_RATIO:.2g}.")
+
+
 def to_ns(seconds: F64, speedup_ratio: float) -> I64:
     """Seconds → integer nanoseconds (>= 1) after dividing by the engine's ``speedup_ratio``. All engine
     time is integer ns, so a fast-forwarded sum equals the step-by-step sum bit for bit."""
-    _check_speedup_ratio(speedup_ratio)
+    _check_speedup(speedup_ratio)
     ns = np.rint(np.asarray(seconds, dtype=np.float64) * (1e9 / speedup_ratio)).astype(np.int64)
     return np.maximum(ns, 1)
 
@@ -148,12 +154,6 @@ def to_ns(seconds: F64, speedup_ratio: float) -> I64:
 def seconds_to_ns(seconds: float, speedup_ratio: float) -> int:
     """:func:`to_ns` of one value without numpy's per-call cost, bit for bit the same: the product is the
     same IEEE double and Python's ``round`` rounds half to even, as ``np.rint`` does."""
-    _check_speedup_ratio(speedup_ratio)
+    _check_speedup(speedup_ratio)
     ns = round(float(seconds) * (1e9 / speedup_ratio))
     return ns if ns > 1 else 1
-
-
-def _check_speedup_ratio(speedup_ratio: float) -> None:
-    if not speedup_ratio >= MIN_SPEEDUP_RATIO:  # with steps <= MAX_STEP_S, the one way past int64 ns
-        raise InputError(f"engine arg speedup_ratio {speedup_ratio!r} would stretch a step beyond the simulator's "
-                         f"clock (int64 ns); it must be >= {MIN_SPEEDUP_RATIO:.2g}.")
