@@ -11,7 +11,7 @@ from recutil import ENGINE, GOAL, SLA, SPACE, write_small_trace
 
 from llmreplay.config import build_run_config
 from llmreplay.cost.prices import load_gpu_prices
-from llmreplay.recommend.search import SearchOutcome, recommend
+from llmreplay.recommend.search import SearchOutcome, _Knowledge, recommend
 from llmreplay.recommend.space import Deployment, SearchSpace, expand_lines
 from llmreplay.runner import run
 
@@ -102,3 +102,18 @@ def test_ray_gives_the_identical_answer(local_ray: Any, small_trace: Path, searc
     assert on_ray.winner.attainment == searched.winner.attainment
     assert sorted((e.deployment.label(), e.stage, e.attainment) for e in on_ray.evaluations) == \
         sorted((e.deployment.label(), e.stage, e.attainment) for e in searched.evaluations)
+
+
+def test_no_monotonicity_note_on_round_robin(searched: SearchOutcome) -> None:
+    assert searched.notes == []
+
+
+def test_a_monotonicity_violation_is_reported() -> None:
+    """If a larger fleet fails where a smaller one passed, inference could be wrong: the search says so."""
+    k = _Knowledge()
+    group = ("h100_sxm", 1, "bf16", "kv", "disagg")
+    k.add(group, 1, 1, True)
+    k.add(group, 2, 1, False)
+    k.add(group, 0, 0, False)
+    assert k.violations() == [(group, (1, 1), (2, 1))]
+    assert k.status(group, 2, 2) is True  # a direct pass still implies the larger fleets pass

@@ -23,6 +23,8 @@ from llmreplay.sweep.driver import default_jobs
 
 #: no deployment of the space meets the goal (the outputs are still written)
 EXIT_NO_ANSWER = 3
+#: Ctrl-C (as ``llmreplay sweep``)
+EXIT_INTERRUPTED = 130
 #: rows of the console table (the JSON and the parquet have all)
 TABLE_ROWS = 15
 
@@ -57,6 +59,11 @@ def execute_recommend(trace: str, *, sla_ttft_ms: float, sla_itl_ms: float, extr
                             space=space, prices=prices, goal=goal, executor=executor, jobs=jobs,
                             cache_dir=out_dir / "runs" if out_dir is not None else None, on_result=on_result,
                             on_round=on_round)
+    except KeyboardInterrupt:
+        where = f"; the finished replays are kept in {out_dir / 'runs'}: run the same command again to resume" \
+            if out_dir is not None else " (give --out DIR to make a search resumable)"
+        console.print(f"interrupted{where}.", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -89,6 +96,8 @@ def _print_answer(outcome: SearchOutcome, files: list[str], console: Console) ->
                       f"attainment {w.attainment:.1%}", highlight=False)
     for line in files:
         console.print(line, highlight=False)
+    for note in outcome.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
 
 
 def results_table(rows: list[dict[str, Any]], goal: float) -> Table:

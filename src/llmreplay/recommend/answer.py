@@ -220,6 +220,7 @@ def as_json(outcome: SearchOutcome) -> dict[str, Any]:
         "search": {"space": s.space, "lines": s.lines, "replays": s.replays, "cached": s.cached,
                    "inferred": s.inferred, "pruned_by_cost": s.pruned_by_cost, "rounds": s.rounds,
                    "screen_window_s": list(s.screen_window) if s.screen_window else None},
+        "notes": outcome.notes,
         "prices": {g: {"usd_per_hour": p.usd_per_hour, "source": p.source, "date": p.date}
                    for g, p in sorted(outcome.prices.items())},
     }

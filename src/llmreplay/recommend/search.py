@@ -96,6 +96,8 @@ class SearchOutcome:
     goal: float
     prices: dict[str, GpuPrice]
     run_values: Callable[[Deployment], dict[str, Any]]
+    #: warnings for the user (e.g. monotonicity seen not to hold on the whole trace)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def confirmed(self) -> list[Evaluation]:
@@ -122,6 +124,16 @@ class _Knowledge:
         if any(r >= row and i >= idx for r, i in self.fails.get(group, ())):
             return False
         return None
+
+    def violations(self) -> list[tuple[tuple[Any, ...], tuple[int, int], tuple[int, int]]]:
+        """Direct results that contradict monotonicity: a pass at a point no larger than a failing one."""
+        out = []
+        for group, passes in self.passes.items():
+            for p in passes:
+                for f in self.fails.get(group, ()):
+                    if p[0] <= f[0] and p[1] <= f[1]:
+                        out.append((group, p, f))
+        return out
 
     def observed(self, group: tuple[Any, ...], row: int, idx: int) -> bool:
         return (row, idx) in self.passes.get(group, ()) or (row, idx) in self.fails.get(group, ())
@@ -289,7 +301,12 @@ def recommend(trace_path: str, *, sla_ttft_ms: float, sla_itl_ms: float, engine_
     stats.inferred = sum(1 for line in lines for i, d in enumerate(line.points)
                          if (d, "full") not in seen and full.status(line.group, line.row, i) is not None)
     stats.pruned_by_cost = stats.space - len(seen) - stats.inferred
-    return SearchOutcome(winner, evaluations, stats, goal, prices, lambda d: d.run_values(engine_args, common))
+    notes = [f"monotonicity did not hold on the whole trace for {group[0]} {group[2]} TP{group[1]} {group[4]} "
+             f"({group[3]}): a smaller fleet passed where a larger one failed; deployments decided by inference in "
+             "this group may be wrong, so the answer may not be the cheapest (use the round_robin router, or a "
+             "space without this group, to check)" for group in sorted({v[0] for v in full.violations()}, key=str)]
+    return SearchOutcome(winner, evaluations, stats, goal, prices, lambda d: d.run_values(engine_args, common),
+                         notes)
 
 
 def _cheapest_first(lines: list[Line], guesses: dict[int, int | None], prices: dict[str, GpuPrice]) -> list[int]:
