@@ -210,6 +210,33 @@ def sweep(
 
 
 @app.command()
+def recommend(
+    trace: Annotated[str, typer.Argument(help="The recorded traffic (any trace format run accepts).")],
+    sla_ttft_ms: Annotated[float, typer.Option(help="TTFT SLA (ms).")],
+    sla_itl_ms: Annotated[float, typer.Option(help="ITL SLA (ms).")],
+    extra_engine_args: Annotated[str | None, typer.Option(help=f"Engine args (model, GPU, perf model): {JSON_HELP}.")
+                                 ] = None,
+    goal: Annotated[float, typer.Option(help="SLA attainment the deployment must reach (0-1].")] = 0.9,
+    space: Annotated[Path | None, typer.Option(help="Search space (YAML); default agg 1..8, disagg 1..4 x 1..4.")
+                     ] = None,
+    gpu_prices: Annotated[Path | None, typer.Option(help="USD per GPU-hour overrides (YAML/JSON).")] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) | ray.")] = "local",
+    jobs: Annotated[int | None, typer.Option(help="Replays at once (default: CPU cores).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write recommendation.yaml, dynamo_args.json, "
+                                                 "candidates.parquet, pareto.html here (and resume from it).")
+                       ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ranked table as JSON.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+) -> None:
+    """The cheapest deployment that meets the SLA for this traffic, with cost and energy (replay-backed search)."""
+    from llmreplay.cli.recommend_cmd import execute_recommend
+
+    execute_recommend(trace, sla_ttft_ms=sla_ttft_ms, sla_itl_ms=sla_itl_ms, extra_engine_args=extra_engine_args,
+                      goal=goal, space_file=space, gpu_prices=gpu_prices, executor=executor, jobs=jobs,
+                      out_dir=out_dir, as_json_out=as_json, progress=not no_progress, console=out)
+
+
+@app.command()
 def report(
     run_json: Annotated[Path, typer.Argument(help="A run report JSON (--report-json of llmreplay run).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Write the HTML report here.")],

@@ -115,9 +115,14 @@ class StepPower:
         self._per_kv = self._flops_per_pair * self._s_per_bf16_flop / COMPUTE_SATURATION \
             + MEMORY_SHARE * self._kv_bytes * self._s_per_byte
         self._decode_fixed: dict[int, float] = {}
+        self._dense_weights_s: float | None = None
+        if not m.is_moe:  # a dense model streams all its weights in any step
+            self._dense_weights_s = self._weights_s(1)
         self.idle_w = self.power.idle_w * tp
 
     def _weights_s(self, tokens: int) -> float:
+        if self._dense_weights_s is not None:
+            return self._dense_weights_s
         touched = self._roof.experts_touched(tokens)
         return (self._dense_bytes + touched * self._expert_bytes + self._lm_head_bytes) * self._s_per_byte
 
@@ -136,8 +141,14 @@ class StepPower:
         if fixed is None:
             fixed = self._gemm_s(n_decode, n_decode) / COMPUTE_SATURATION + MEMORY_SHARE * self._weights_s(n_decode)
             self._decode_fixed[n_decode] = fixed
+        first_s = (int(ends[0]) - t0_ns) * 1e-9
         if k == 1:
-            return self._dyn_w * min((int(ends[0]) - t0_ns) * 1e-9, fixed + self._per_kv * kv0)
+            return self._dyn_w * min(first_s, fixed + self._per_kv * kv0)
+        if fixed + self._per_kv * (kv0 + n_decode * (k - 1)) <= first_s:
+            # no step is clipped at max power (step times never shrink along a stretch: perf models are monotone
+            # in KV tokens, and the last step has the most work): the sum in closed form
+            work = k * fixed + self._per_kv * (k * kv0 + n_decode * k * (k - 1) / 2)
+            return self._dyn_w * min(work, (int(ends[-1]) - t0_ns) * 1e-9)
         durs = ends.astype(np.float64)
         durs[1:] -= ends[:-1]
         durs[0] -= t0_ns
