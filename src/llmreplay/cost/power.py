@@ -153,8 +153,8 @@ class StepPower:
         durs[1:] -= ends[:-1]
         durs[0] -= t0_ns
         durs *= 1e-9
-        work = fixed + self._per_kv * (kv0 + n_decode * np.arange(k, dtype=np.float64))
-        return float(self._dyn_w * np.minimum(durs, work).sum())
+        works = fixed + self._per_kv * (kv0 + n_decode * np.arange(k, dtype=np.float64))
+        return float(self._dyn_w * np.minimum(durs, works).sum())
 
     def mixed_j(self, chunks: int, prefill_tokens: int, prefill_ctx: int, attention_pairs: int,
                 n_decode: int, decode_kv: int, dur_ns: int) -> float:
