@@ -35,9 +35,9 @@ DYNAMO_VENV = Path(os.environ.get("DYNAMO_VENV", Path.home() / ".cache" / "peer-
 DYNAMO_CLI = TRACES.parent / "reference" / "dynamo-ticks" / "replay_cli.py"
 AIC_QWEN = '{"aic_backend":"vllm","aic_system":"h200_sxm","aic_model_path":"Qwen/Qwen3-8B","aic_tp_size":1}'
 FP8 = '{"model":"nvidia/Llama-3.1-8B-Instruct-FP8","gpu":"h200_sxm"}'
-AGG_PLANNER = ('{"mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+AGG_PLANNER = ('{"policy":"llmreplay","mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
                '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
-DISAGG_PLANNER = ('{"mode":"disagg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+DISAGG_PLANNER = ('{"policy":"llmreplay","mode":"disagg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
                   '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
 
 
@@ -92,10 +92,10 @@ def cases() -> dict[str, list[str]]:
     return {
         "plain": llmreplay(*plain),
         # the planner starts from the same 4-worker fleet as the plain run
-        "planner-agg": llmreplay(*plain, "--planner-config", AGG_PLANNER),
+        "planner-agg": llmreplay(*plain, "--planner-config", AGG_PLANNER, "--no-baselines"),
         "planner-disagg": llmreplay(str(CONV), "--num-prefill-workers", "2", "--num-decode-workers", "2",
                                     "--prefill-engine-args", FP8, "--decode-engine-args", FP8,
-                                    "--planner-config", DISAGG_PLANNER),
+                                    "--planner-config", DISAGG_PLANNER, "--no-baselines"),
         "azure-conv-4x": llmreplay(str(AZURE_CONV), "--arrival-speedup-ratio", "4", "--num-workers", "4",
                                    "--extra-engine-args", FP8),
         "million": ["MILLION"],  # built lazily: generating the trace takes a while
