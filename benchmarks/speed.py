@@ -35,10 +35,10 @@ DYNAMO_VENV = Path(os.environ.get("DYNAMO_VENV", Path.home() / ".cache" / "peer-
 DYNAMO_CLI = TRACES.parent / "reference" / "dynamo-ticks" / "replay_cli.py"
 AIC_QWEN = '{"aic_backend":"vllm","aic_system":"h200_sxm","aic_model_path":"Qwen/Qwen3-8B","aic_tp_size":1}'
 FP8 = '{"model":"nvidia/Llama-3.1-8B-Instruct-FP8","gpu":"h200_sxm"}'
-AGG_PLANNER = ('{"policy":"llmreplay","mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
-               '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
-DISAGG_PLANNER = ('{"policy":"llmreplay","mode":"disagg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
-                  '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
+PLANNER = ('"optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+           '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
+AGG_PLANNER = '{"policy":"llmreplay","mode":"agg",' + PLANNER
+DISAGG_PLANNER = '{"policy":"llmreplay","mode":"disagg",' + PLANNER
 
 
 @dataclass
