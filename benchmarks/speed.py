@@ -35,15 +35,16 @@ DYNAMO_VENV = Path(os.environ.get("DYNAMO_VENV", Path.home() / ".cache" / "peer-
 DYNAMO_CLI = TRACES.parent / "reference" / "dynamo-ticks" / "replay_cli.py"
 AIC_QWEN = '{"aic_backend":"vllm","aic_system":"h200_sxm","aic_model_path":"Qwen/Qwen3-8B","aic_tp_size":1}'
 FP8 = '{"model":"nvidia/Llama-3.1-8B-Instruct-FP8","gpu":"h200_sxm"}'
-AGG_PLANNER = ('{"mode":"agg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
-               '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
-DISAGG_PLANNER = ('{"mode":"disagg","optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
-                  '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
+PLANNER = ('"optimization_target":"sla","ttft":2500,"itl":50,"enable_throughput_scaling":true,'
+           '"enable_load_scaling":true,"throughput_adjustment_interval":60,"load_adjustment_interval":5}')
+AGG_PLANNER = '{"policy":"llmreplay","mode":"agg",' + PLANNER
+DISAGG_PLANNER = '{"policy":"llmreplay","mode":"disagg",' + PLANNER
 
 
 @dataclass
 class Measured:
     wall_s: float
+    cpu_s: float  # user + system time of the process: steadier than wall time on a shared machine
     peak_rss_mb: float
     returncode: int
     stderr: str
@@ -59,7 +60,8 @@ def run_process(argv: list[str], cwd: str | None = None) -> Measured:
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
-        return Measured(wall, usage.ru_maxrss / 1024, proc.returncode, err.read().decode(errors="replace")[-2000:])
+        return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
+                        err.read().decode(errors="replace")[-2000:])
 
 
 def floor() -> Measured:
@@ -92,10 +94,10 @@ def cases() -> dict[str, list[str]]:
     return {
         "plain": llmreplay(*plain),
         # the planner starts from the same 4-worker fleet as the plain run
-        "planner-agg": llmreplay(*plain, "--planner-config", AGG_PLANNER),
+        "planner-agg": llmreplay(*plain, "--planner-config", AGG_PLANNER, "--no-baselines"),
         "planner-disagg": llmreplay(str(CONV), "--num-prefill-workers", "2", "--num-decode-workers", "2",
                                     "--prefill-engine-args", FP8, "--decode-engine-args", FP8,
-                                    "--planner-config", DISAGG_PLANNER),
+                                    "--planner-config", DISAGG_PLANNER, "--no-baselines"),
         "azure-conv-4x": llmreplay(str(AZURE_CONV), "--arrival-speedup-ratio", "4", "--num-workers", "4",
                                    "--extra-engine-args", FP8),
         "million": ["MILLION"],  # built lazily: generating the trace takes a while
@@ -128,28 +130,32 @@ def main() -> None:
             for r in runs:
                 if r.returncode:
                     raise SystemExit(f"{name} failed ({r.returncode}):\n{r.stderr}")
-            rows[name] = {"walls_s": [round(r.wall_s, 2) for r in runs],
+            rows[name] = {"walls_s": [round(r.wall_s, 2) for r in runs], "cpu_s": round(runs[0].cpu_s, 2),
                           "peak_rss_mb": round(max(r.peak_rss_mb for r in runs)),
                           "command": " ".join(a if " " not in a else f"'{a}'" for a in argv[2:])}
             print(f"{name}: {[round(r.wall_s, 2) for r in runs]} s", file=sys.stderr, flush=True)
         floors += [floor() for _ in range(2)]
     floor_s = statistics.median(f.wall_s for f in floors)
-    print(f"floor (median of {len(floors)}): {floor_s:.2f} s  runs: {[round(f.wall_s, 2) for f in floors]}")
+    floor_cpu = statistics.median(f.cpu_s for f in floors)
+    print(f"floor (median of {len(floors)}): {floor_s:.2f} s wall, {floor_cpu:.2f} s CPU; wall runs: "
+          f"{[round(f.wall_s, 2) for f in floors]}")
     plain_s = rows["plain"]["walls_s"][0] if "plain" in rows else None  # type: ignore[index]
     for name, row in rows.items():
         walls: list[float] = row["walls_s"]  # type: ignore[assignment]
         first, best = walls[0], min(walls)
         line = (f"{name:15s} first {first:7.2f} s = {first / floor_s:6.1f}× floor   best {best:7.2f} s = "
-                f"{best / floor_s:6.1f}× floor   peak RSS {row['peak_rss_mb']} MB")
+                f"{best / floor_s:6.1f}× floor   CPU {row['cpu_s']:6.2f} s = {row['cpu_s'] / floor_cpu:5.1f}× floor CPU"  # type: ignore[operator]
+                f"   peak RSS {row['peak_rss_mb']} MB")
         if plain_s and name == "planner-agg":
             line += f"   {first / plain_s:.2f}× plain"
         if name == "llmreplay-plain-aic" and "dynamo-plain" in rows:
             line += f"   {first / rows['dynamo-plain']['walls_s'][0]:.2f}× Dynamo"  # type: ignore[index]
         row["first_over_floor"] = round(first / floor_s, 2)
         row["best_over_floor"] = round(best / floor_s, 2)
+        row["cpu_over_floor_cpu"] = round(row["cpu_s"] / floor_cpu, 2)  # type: ignore[operator]
         print(line)
     if args.json:
-        args.json.write_text(json.dumps({"floor_s": floor_s, "cases": rows}, indent=2))
+        args.json.write_text(json.dumps({"floor_s": floor_s, "floor_cpu_s": floor_cpu, "cases": rows}, indent=2))
 
 
 if __name__ == "__main__":
