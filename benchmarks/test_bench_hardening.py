@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from llmreplay.trace import load_trace
+from llmreplay.trace import loaders as L
 from llmreplay.trace.model import chain_prefix_keys
 from llmreplay.trace.synth import poisson, write_trace
 
@@ -55,5 +56,11 @@ def test_trace_load_checks_cost(tmp_path: Path) -> None:
     write_trace(poisson(1000, num_requests=1_000_000, seed=0), path)
     full = best_of(lambda: load_trace(path), repeat=2)
     bare = best_of(lambda: pajson.read_json(pa.BufferReader(path.read_bytes())), repeat=2)
+    plain_read = best_of(path.read_bytes)
+    checked_read = best_of(lambda: L._read_bytes(path, str(path)))
+    data = path.read_bytes()
+    nesting = best_of(lambda: L._max_openers_per_line(data))
     print(f"\nload 1M requests ({path.stat().st_size / 1e6:.0f} MB): load_trace {full:.2f} s, bare pyarrow parse "
-          f"{bare:.2f} s ({full / bare:.2f}×)")
+          f"{bare:.2f} s ({full / bare:.2f}×); of load_trace: checked read {checked_read:.2f} s vs plain read "
+          f"{plain_read:.2f} s (+{(checked_read - plain_read) / full:.0%}), nesting pre-scan {nesting:.2f} s "
+          f"(+{nesting / full:.0%})")
