@@ -146,17 +146,22 @@ def test_results_are_written_under_unique_temporary_names(tmp_path: Path,
 
 
 # ---- SIGTERM -----------------------------------------------------------------------------------------------
-def test_sigterm_stops_pool_and_children_and_keeps_finished_points(tmp_path: Path,
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_sigterm_stops_pool_and_children_and_keeps_finished_points(tmp_path: Path, executor: str,
                                                                    started: list[subprocess.Popen[str]]) -> None:
+    """Local: fork server, workers, resource tracker. Ray: the local instance the sweep started (GCS, raylet,
+    workers), which ``ray.init`` would otherwise let its own SIGTERM handler abort (exit 134)."""
+    if executor == "ray":
+        pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'llmreplay[ray]'")
     trace = tmp_path / "long.jsonl"
     write_trace(poisson(50, num_requests=100_000, seed=1), trace)  # a full point takes minutes here
     base = {"trace": str(trace), "num_workers": 1, "extra_engine_args": {"perf_model": {"kind": "constant",
                                                                                          "step_ms": 5}}}
     f = write_sweep(tmp_path, {"max_requests": [20, 100_000, 99_999, 99_998]}, base=base)
     out = tmp_path / "out"
-    proc = sweep_proc(f, out, "--jobs", "2")
+    proc = sweep_proc(f, out, "--jobs", "2", "--executor", executor)
     started.append(proc)
-    wait_for(lambda: (out / "results.parquet").exists() or proc.poll() is not None, 180, "the first point")
+    wait_for(lambda: (out / "results.parquet").exists() or proc.poll() is not None, 300, "the first point")
     wait_for(lambda: len(descendants(proc.pid)) >= 3 or proc.poll() is not None, 60, "the pool")
     assert proc.poll() is None, proc.communicate()
     family = descendants(proc.pid)  # forkserver, its workers, the resource tracker

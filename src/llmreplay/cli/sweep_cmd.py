@@ -17,7 +17,7 @@ from rich.table import Table
 
 from llmreplay.sweep.driver import SweepOutcome, default_jobs, run_sweep
 from llmreplay.sweep.grid import Point
-from llmreplay.sweep.lock import Terminated
+from llmreplay.sweep.lock import Terminated, sigterm_received
 
 #: (header, column, format) of the final table, after the axis columns
 TABLE: tuple[tuple[str, str, str], ...] = (
@@ -68,10 +68,10 @@ def execute_sweep(sweep_file: Path, out_dir: Path, *, jobs: int | None, executor
                             on_result=on_result, max_points=max_points)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         _stop(bar)
-        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        console.print(f"{what}: {state['done']} point(s) recorded this time in {out_dir}; run the same "
-                      "command again to resume.", highlight=False)
-        raise typer.Exit(exc.exit_code if isinstance(exc, Terminated) else EXIT_INTERRUPTED) from None
+        terminated = isinstance(exc, Terminated) or sigterm_received()
+        console.print(f"{'terminated' if terminated else 'interrupted'}: {state['done']} point(s) recorded this "
+                      f"time in {out_dir}; run the same command again to resume.", highlight=False)
+        raise typer.Exit(Terminated.exit_code if terminated else EXIT_INTERRUPTED) from None
     finally:
         _stop(bar)
     console.print(results_table(outcome))

@@ -8,6 +8,7 @@ study should not lose 30 results to one bad corner of the grid.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -180,6 +181,15 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------------
+def _restore_sigterm(handler: Any) -> None:
+    """``ray.init`` installs its own C-level SIGTERM handler in the driver, which dumps a stack and aborts
+    (exit 134) without running our clean-up; put back the handler the sweep had (main thread only)."""
+    if handler is None:  # set from C, not Python: nothing to restore
+        return
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, handler)
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -200,8 +210,10 @@ def ray_results(tasks: list[PointTask], traces: Traces, jobs: int, address: str 
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
+        on_term = signal.getsignal(signal.SIGTERM)
         ray.init(address=address, num_cpus=jobs if address is None else None, include_dashboard=False,
                  log_to_driver=False, logging_level=logging.ERROR)
+        _restore_sigterm(on_term)
     pending: dict[Any, PointTask] = {}
     try:
         traces_ref = ray.put(traces)

@@ -69,10 +69,20 @@ class Terminated(KeyboardInterrupt):
     exit_code = 128 + signal.SIGTERM
 
 
+_sigterm = {"received": False}
+
+
+def sigterm_received() -> bool:
+    """Whether SIGTERM arrived in the last :func:`terminate_as_interrupt` block. Some libraries (Ray's
+    ``ray.wait``) turn any KeyboardInterrupt into a plain one, so the exception type alone cannot tell."""
+    return _sigterm["received"]
+
+
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` (only possible in the main thread; elsewhere
     the default action stays)."""
+    _sigterm["received"] = False
     try:
         previous = signal.getsignal(signal.SIGTERM)
         signal.signal(signal.SIGTERM, _raise_terminated)
@@ -87,4 +97,5 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    _sigterm["received"] = True
     raise Terminated()
