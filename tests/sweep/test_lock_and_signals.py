@@ -260,3 +260,15 @@ def test_an_unusable_out_folder_fails_before_any_point_runs(tmp_path: Path) -> N
     with pytest.raises(InputError, match="cannot create the sweep's lock file"):
         run_sweep(f, a_file / "below", jobs=1)
     assert a_file.read_text() == "not a folder"
+
+
+def test_a_local_pool_is_capped(tmp_path: Path) -> None:
+    from llmreplay.sweep.executors import make_executor, max_local_jobs
+
+    assert max_local_jobs() >= 256
+    with pytest.raises(InputError, match=r"--jobs 1,000,000 would start that many processes"):
+        make_executor("local", 1_000_000)
+    make_executor("local", max_local_jobs())  # the cap itself is allowed
+    f = write_sweep(tmp_path, {"extra_engine_args.startup_time": [0]}, base={**BASE, "max_requests": 20})
+    out = llmreplay("sweep", str(f), "--out", str(tmp_path / "out"), "--jobs", "1000000")
+    assert out.returncode == 2 and "--executor ray" in out.stderr and "Traceback" not in out.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import time
 import traceback
@@ -94,6 +95,10 @@ def make_executor(name: str, jobs: int, address: str | None = None) -> Executor:
     if name == "local":
         if address is not None:
             raise InputError("--address is for --executor ray.")
+        if jobs > max_local_jobs():
+            raise InputError(f"--jobs {jobs:,} would start that many processes on this machine ({os.cpu_count()} "
+                             f"CPUs); at most {max_local_jobs():,} (4 per CPU, at least 256) for --executor local. "
+                             "For more, use --executor ray on a cluster.")
         return lambda tasks, traces: local_results(tasks, traces, jobs)
     if name == "ray":
         _import_ray()
@@ -102,6 +107,12 @@ def make_executor(name: str, jobs: int, address: str | None = None) -> Executor:
 
 
 # ---- local process pool -----------------------------------------------------------------------------------
+def max_local_jobs() -> int:
+    """The most processes a local pool may start: a typo such as ``--jobs 100000`` on a 10,000-point grid
+    must not fork 10,000 simulators. Points are CPU-bound, so beyond a few per CPU nothing is gained."""
+    return max(256, 4 * (os.cpu_count() or 1))
+
+
 _WORKER_TRACES: Traces = {}
 
 
