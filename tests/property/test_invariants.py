@@ -252,3 +252,25 @@ def test_random_perf_model_parameters_time_a_step_or_raise_input_error(kind: str
     except InputError:
         return
     assert 0 < seconds <= 86_400
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
+       st.sampled_from(["t.jsonl", "t.csv", "t.json", "t.jsonl.gz"]),
+       st.sampled_from(["trace-stats", "run"]))
+def test_any_bytes_as_a_trace_exit_0_or_2_through_the_cli(data: bytes, name: str, command: str) -> None:
+    """The literal bar: whatever the file holds, the command a user types exits 0 or 2, never a traceback."""
+    from typer.testing import CliRunner
+
+    from llmreplay.cli.app import app
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / name
+        path.write_bytes(data)
+        args = [command, str(path)] + (["--max-requests", "5"] if command == "run" else [])
+        result = CliRunner().invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"{args}: traceback") from result.exception
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 2:
+        assert str(path) in " ".join(result.stderr.split())
