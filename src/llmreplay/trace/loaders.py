@@ -449,7 +449,10 @@ def _arrow_json(buf: list[bytes], lines: I64 | None) -> _Raw | None:
                                              read_options=pajson.ReadOptions(block_size=1 << 22))
                 except pa.ArrowException:
                     return None
-                piece = _arrow_table(table)
+                try:
+                    piece = _arrow_table(table)
+                except pa.ArrowException:  # e.g. a list of nulls where a number belongs: arrow chokes
+                    return None
                 del table
                 if piece is None:
                     return None

@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmreplay.engine.perf.base import F64, I64, MAX_STEP_S, MIN_SPEEDUP_RATIO, PerfModel, StepTimeError, to_ns
+from llmreplay.engine.perf.base import (
+    F64,
+    I64,
+    MAX_STEP_S,
+    MIN_SPEEDUP_RATIO,
+    PerfModel,
+    StepTimeError,
+    seconds_to_ns,
+    to_ns,
+)
 from llmreplay.engine.perf.table import load_measured_points
 from llmreplay.errors import InputError
 from llmreplay.trace import demo_trace_path
@@ -58,6 +67,9 @@ def test_speedup_ratio_below_the_representable_range_is_an_error() -> None:
     assert to_ns(np.asarray([MAX_STEP_S]), MIN_SPEEDUP_RATIO)[0] < 2**63 - 1
     with pytest.raises(InputError, match="speedup_ratio 1e-300"):
         to_ns(np.asarray([0.01]), 1e-300)
+    assert seconds_to_ns(MAX_STEP_S, MIN_SPEEDUP_RATIO) == int(to_ns(np.asarray([MAX_STEP_S]), MIN_SPEEDUP_RATIO)[0])
+    with pytest.raises(InputError, match="speedup_ratio 1e-300"):
+        seconds_to_ns(0.01, 1e-300)
 
 
 def test_table_rows_beyond_a_day_or_not_utf8_are_rejected(tmp_path: Path) -> None:
