@@ -88,6 +88,12 @@ def read_structured(path: str | Path, what: str) -> Any:
     return parse_json(text, where) if p.suffix.lower() == ".json" else parse_yaml(text, where)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename, so a
     failed write never leaves a truncated file where a good one was. File-system errors → InputError."""
@@ -98,6 +104,7 @@ def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> P
     except OSError as exc:
         raise InputError(f"{what}: cannot write {p}: {exc.strerror or exc}.") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an output gets what open() would give it
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, p)

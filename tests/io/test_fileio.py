@@ -74,3 +74,12 @@ def test_parent_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("")
     with pytest.raises(InputError, match="cannot write"):
         atomic_write(tmp_path / "f" / "x.json", "{}")
+
+
+def test_atomic_write_gives_the_permissions_open_would(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        p = atomic_write(tmp_path / "report.json", "{}")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644  # readable by others, as a plain open() would make it
