@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -94,9 +96,12 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename, so a
-    failed write never leaves a truncated file where a good one was. File-system errors → InputError."""
+@contextmanager
+def atomic_open(path: str | Path, what: str = "output") -> Iterator[IO[bytes]]:
+    """A binary stream into a uniquely named temporary file beside ``path``, renamed onto ``path`` only when the
+    block ends without error: a failed or interrupted write never leaves a truncated file where a good one was.
+    (Stream through it what is too big to hold at once, e.g. a synthetic trace of 10^8 requests.)
+    File-system errors → InputError."""
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +111,7 @@ def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> P
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an output gets what open() would give it
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            yield fh
         os.replace(tmp, p)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -114,4 +119,10 @@ def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> P
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return p
+
+
+def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, what) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return Path(path)

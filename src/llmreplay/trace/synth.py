@@ -19,9 +19,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from llmreplay.errors import InputError
+from llmreplay.fileio import atomic_open
 from llmreplay.trace.model import I64, MAX_SPAN_S, NS_PER_S, Trace
 from llmreplay.trace.transform import dense_sessions, take_rows
 
@@ -428,30 +427,14 @@ def write_trace(trace: Trace, path: str | Path) -> None:
 
 @contextmanager
 def _atomic_text(p: Path) -> Iterator[IO[str]]:
-    """A UTF-8 text stream (gzip-compressed for ``.gz``) into a uniquely named temporary file beside ``p``,
-    renamed onto ``p`` only when the whole trace is written: an interrupted or failed write never leaves a
-    truncated trace where a good one was. (``fileio.atomic_write`` takes the whole text at once; a trace of
-    10^8 requests is streamed instead.) File-system errors → InputError."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write {p}: {exc.strerror or exc}.") from None
-    try:
-        os.fchmod(fd, p.stat().st_mode & 0o777 if p.exists() else 0o644)  # mkstemp's 0600 would hide it
-        with os.fdopen(fd, "wb") as raw:
-            if p.suffix == ".gz":
-                with gzip.GzipFile(fileobj=raw, mode="wb") as gz, io.TextIOWrapper(gz, encoding="utf-8") as fh:
-                    yield fh
-            else:
-                with io.TextIOWrapper(raw, encoding="utf-8") as fh:
-                    yield fh
-        os.replace(tmp, p)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {p}: {exc.strerror or exc}.") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A UTF-8 text stream (gzip-compressed for ``.gz``) written atomically onto ``p``."""
+    with atomic_open(p, "synth") as raw:
+        if p.suffix == ".gz":
+            with gzip.GzipFile(fileobj=raw, mode="wb") as gz, io.TextIOWrapper(gz, encoding="utf-8") as fh:
+                yield fh
+        else:
+            with io.TextIOWrapper(raw, encoding="utf-8") as fh:
+                yield fh
 
 
 def _write_lines(fh: IO[str], arr: list[int], isl: list[int], osl: list[int], sess: list[int],
