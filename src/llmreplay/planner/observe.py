@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -107,8 +107,10 @@ class TrafficWindow:
     itl_sum_ms: float = 0.0
     prompt_tokens: float = 0.0
     cached_tokens: float = 0.0
+    isls: list[int] = field(default_factory=list)  # every prompt length: the queueing floor needs their tail
 
     def arrive(self, isl: int, osl: int) -> None:
+        self.isls.append(isl)
         self.arrivals += 1
         self.isl_sum += isl
         self.osl_sum += osl

@@ -11,6 +11,13 @@ Every tick (period = gcd of the enabled intervals):
 4. decide per component: ``max(load decision or current, min_endpoint, floor)``, capped by the GPU budget;
    apply it (start workers, which serve after ``startup_time``; or drain the newest).
 
+Policy ``llmreplay`` (this planner; Dynamo's own decisions are the ``dynamo`` policy) adds to the floor of
+step 2, each in the tick diagnostics: a *queueing floor* for heavy-tailed prompts (``queue_floor_*``), a *burst
+floor* for the peak arrival rate of the last minutes (``burst_floor_*``), and a *surplus credit* that lowers
+the floors while the SLA attainment seen so far has margin (``served_attainment``, ``surplus_credit``); a
+floor falls only after two throughput intervals ask for less, and a scale-up waits for a breach to last two
+load ticks (``breach_unconfirmed``). See docs/planner.md.
+
 Throughput runs before load on a combined tick, so the load decision sees the new floor. Every tick is
 recorded (:class:`TickDiagnostics`) for the report.
 """
@@ -40,6 +47,36 @@ NS = 1_000_000_000
 SCALE_DOWN_LOOKBACK = 6
 #: FPM records per worker per tick offered to the regression (it retains 64 points over its whole range)
 REGRESSION_SAMPLES_PER_TICK = 8
+#: The queueing floor (our addition to Dynamo's throughput floor). Dynamo sizes the fleet from the capacity
+#: of an engine serving the *mean* request; with heavy-tailed prompts the SLA is lost in the tail instead: a
+#: request routed behind a long prefill waits for it. A worker spends a share (λ/n)·E[(S − t)⁺] of its time
+#: with more than t seconds of one prefill still to go (S: a prompt's prefill time from the fitted
+#: regression); a request arriving then misses a TTFT SLA of t / QUEUE_HEADROOM. The floor keeps that share
+#: at or below QUEUE_MISS_BUDGET.
+QUEUE_HEADROOM = 0.4
+QUEUE_MISS_BUDGET = 0.075
+#: the tail is sampled by a few long prompts per interval: E[(S − t)⁺] is averaged over intervals with this
+#: weight on the past (about five intervals of memory)
+QUEUE_TAIL_DECAY = 0.8
+#: The burst floor (our addition): arrivals come in bursts of seconds that a minute's mean rate hides, and a
+#: request routed at a burst waits in its worker's queue however fast the planner reacts afterwards. The fleet
+#: keeps enough engines for the highest load-interval arrival rate of the last BURST_LOOKBACK_S seconds.
+BURST_LOOKBACK_S = 240.0
+#: share of an engine's steady-state capacity (Dynamo's engine rps) a burst may use: a burst fills prefill
+#: queues, and the decode steps that share a step with long prefill chunks break the ITL SLA
+BURST_UTILIZATION = 0.9
+#: load ticks in a row an SLA breach must last before a scale-up: one long prompt breaks the estimate for a
+#: tick whatever the fleet, and a worker added for it is removed a minute later (two changes for nothing)
+SCALE_UP_PERSISTENCE = 2
+#: Surplus credit (our addition): the floors guard the SLA from a model; the frontend sees what it achieved.
+#: While the share of finished requests within the targets is at least SURPLUS_GOAL + a margin (over
+#: SURPLUS_MIN_REQUESTS or more), every floor is lowered by a worker per margin passed: the surplus is spent,
+#: never borrowed.
+SURPLUS_GOAL = 0.9
+SURPLUS_MARGINS = (0.008,)  # one worker off per margin passed (a second one at +3 pts made bursts flap)
+SURPLUS_MIN_REQUESTS = 500
+#: throughput intervals the floor remembers: it falls only after this many intervals in a row asked for less
+FLOOR_MEMORY = 2
 REASON_PRIORITY = {"scale_up": 4, "scale_down_capped_by_throughput": 3, "scale_down": 2, "no_change": 1}
 
 
@@ -64,6 +101,12 @@ class TickDiagnostics:
     est_itl_ms: float | None = None
     engine_rps_prefill: float | None = None
     engine_rps_decode: float | None = None
+    queue_floor_prefill: int | None = None  # workers the queueing floor asks for (see QUEUE_MISS_BUDGET)
+    queue_floor_decode: int | None = None
+    burst_floor_prefill: int | None = None  # engines for the peak arrival rate of the look-back (BURST_LOOKBACK_S)
+    burst_floor_decode: int | None = None
+    served_attainment: float | None = None  # finished requests within the targets so far (surplus credit)
+    surplus_credit: int | None = None  # workers taken off every floor (one per SURPLUS_MARGINS passed)
     max_batch: int | None = None
     reason_load: str | None = None
     reason_load_prefill: str | None = None
@@ -119,6 +162,13 @@ class _Component:
     #: their interval peaks; a scale-down must fit every entry (see SCALE_DOWN_LOOKBACK)
     history: deque[tuple[float, float, float, float]] = field(
         default_factory=lambda: deque(maxlen=SCALE_DOWN_LOOKBACK))
+    floors: deque[int] = field(default_factory=lambda: deque(maxlen=FLOOR_MEMORY))
+    tail_excess_s: float = 0.0  # decayed sums of E[(S − t)⁺] numerator and request count (queueing floor)
+    tail_requests: float = 0.0
+    rates: deque[float] = field(default_factory=deque)  # arrival rate of each load interval of the look-back
+    engine_rps: float = 0.0  # last throughput tick's engine capacity (burst floor)
+    burst_floor: int = 0
+    breaches: int = 0  # load ticks in a row whose estimate broke the SLA (SCALE_UP_PERSISTENCE)
 
     def current(self) -> int:
         """Workers counted by the planner: starting + active (draining ones are leaving)."""
@@ -168,6 +218,9 @@ class Planner:
             for c in self.components:
                 BOOTSTRAP[c.role](c.regression, c.pool.spec, self.granularity)
         self.handoffs_waiting = 0  # disagg: prefilled requests waiting for decode KV at the last tick
+        self.credit = 0
+        self.served = 0  # finished requests, and those within the SLA targets (the surplus credit)
+        self.served_good = 0
         self.wall_s = time.perf_counter() - t_init
 
     # ------------------------------------------------------------------ hooks from the replay
@@ -178,6 +231,8 @@ class Planner:
     def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None:
         self.window.finish(ttft_ms, itl_ms, isl, cached)
         self.tp_window.finish(ttft_ms, itl_ms, isl, cached)
+        self.served += 1
+        self.served_good += ttft_ms <= self.cfg.ttft and (itl_ms is None or itl_ms <= self.cfg.itl)
 
     # ------------------------------------------------------------------ the tick
     def tick(self, now: int, start_worker: Any, handoffs_waiting: int = 0) -> None:
@@ -207,17 +262,22 @@ class Planner:
         d.observed_itl_ms = _r(win.mean_itl_ms)
         if tp_due:
             self._throughput(now, d)
+            self._surplus(d)
         load_decisions: dict[str, int | None] = {}
         if load_due:
             for c in self.components:
+                self._burst(c, win.arrivals / span_s if span_s > 0 else 0.0, d)
                 load_decisions[c.name] = self._load(c, loads[c.name], now, d)
             d.reason_load = aggregate_reason([d.reason_load_prefill, d.reason_load_decode])
         if tp_due or load_due:
             for c in self.components:
                 self._apply(c, load_decisions.get(c.name), now, d, start_worker)
+        if self.cfg.enable_throughput_scaling:
+            d.surplus_credit = self.credit
         for c in self.components:
             setattr(d, f"replicas_{c.name}", c.current())
-            setattr(d, f"floor_{c.name}", c.floor if self.cfg.enable_throughput_scaling else None)
+            setattr(d, f"floor_{c.name}", max(c.floor, c.burst_floor) - self.credit
+                    if self.cfg.enable_throughput_scaling else None)
         if load_due:
             self.window = TrafficWindow()
             self.last_load_ns = now
@@ -286,13 +346,58 @@ class Planner:
                 reason = "partner_not_ready"  # disagg: sizing one side alone would unbalance the pair
             else:
                 engine = self._engine_capacity(c, isl, osl, win.hit_rate)
-                setattr(d, "engine_rps_prefill" if c.role == "prefill" else "engine_rps_decode", _r(engine.rps))
+                side = "prefill" if c.role == "prefill" else "decode"
+                setattr(d, f"engine_rps_{side}", _r(engine.rps))
                 if c.role != "prefill":
                     d.max_batch = engine.batch
-                c.floor = max(self.cfg.min_endpoint, math.ceil(rps / engine.rps)) if engine.rps > 0 else c.floor
+                c.engine_rps = engine.rps
+                if engine.rps > 0:
+                    floor = max(self.cfg.min_endpoint, math.ceil(rps / engine.rps))
+                    if c.role != "decode" and win.isls:
+                        queue = self._queue_floor(c, rps, win.isls, win.hit_rate)
+                        setattr(d, f"queue_floor_{side}", queue)
+                        floor = max(floor, queue)
+                    c.floors.append(floor)
+                    c.floor = max(c.floors)
                 reason = "set_lower_bound" if self.cfg.enable_load_scaling else "scale"
             setattr(d, f"reason_throughput_{c.name}", reason)
         d.reason_throughput = aggregate_reason([d.reason_throughput_prefill, d.reason_throughput_decode])
+
+    def _surplus(self, d: TickDiagnostics) -> None:
+        """Spend an SLA surplus: workers off every floor while the attainment so far has margin."""
+        if self.served < SURPLUS_MIN_REQUESTS:
+            return
+        attained = self.served_good / self.served
+        self.credit = sum(attained >= SURPLUS_GOAL + m for m in SURPLUS_MARGINS)
+        d.served_attainment, d.surplus_credit = _r(attained), self.credit
+
+    def _burst(self, c: _Component, rate: float, d: TickDiagnostics) -> None:
+        """Record this load interval's arrival rate; the burst floor covers the look-back's peak."""
+        c.rates.append(rate)
+        while len(c.rates) * self.cfg.load_adjustment_interval > BURST_LOOKBACK_S:
+            c.rates.popleft()
+        if self.cfg.enable_throughput_scaling and c.engine_rps > 0:
+            c.burst_floor = max(self.cfg.min_endpoint,
+                                math.ceil(max(c.rates) / (c.engine_rps * BURST_UTILIZATION)))
+            setattr(d, f"burst_floor_{'prefill' if c.role == 'prefill' else 'decode'}", c.burst_floor)
+
+    def _queue_floor(self, c: _Component, rps: float, isls: list[int], hit_rate: float) -> int:
+        """Workers keeping the share of requests that arrive behind a long prefill within QUEUE_MISS_BUDGET."""
+        reg = c.regression
+        mbt = c.pool.spec.args.max_num_batched_tokens
+        if c.role == "prefill":
+            def step(t: float, ctx: float) -> float:
+                return reg.predict(t, t * (ctx + t / 2))
+        else:
+            def step(t: float, ctx: float) -> float:
+                return reg.predict(t, 0.0, t * (ctx + t / 2))
+        keep = 1.0 - min(hit_rate, 0.95)
+        t = QUEUE_HEADROOM * self.cfg.ttft / 1000.0
+        c.tail_excess_s = QUEUE_TAIL_DECAY * c.tail_excess_s + sum(
+            max(0.0, cap.prefill_time(isl * keep, mbt, step) - t) for isl in isls)
+        c.tail_requests = QUEUE_TAIL_DECAY * c.tail_requests + len(isls)
+        excess = c.tail_excess_s / c.tail_requests
+        return max(self.cfg.min_endpoint, math.ceil(rps * excess / QUEUE_MISS_BUDGET))
 
     def _engine_capacity(self, c: _Component, isl: float, osl: float, hit_rate: float) -> cap.Capacity:
         spec = c.pool.spec
@@ -366,7 +471,12 @@ class Planner:
                           sum(w.decode_kv_peak for w in loads), sum(w.prefill_tokens_per_step for w in loads)))
         ttft_sla, itl_sla = self.cfg.ttft / 1000.0, self.cfg.itl / 1000.0
         starved = role == "decode" and self.handoffs_waiting > 0  # prefilled requests find no decode room
-        if ttft > ttft_sla or itl > itl_sla or starved:
+        breach = ttft > ttft_sla or itl > itl_sla or starved
+        c.breaches = c.breaches + 1 if breach else 0
+        if breach and c.breaches < SCALE_UP_PERSISTENCE:
+            setattr(d, key, "breach_unconfirmed")
+            return None
+        if breach:
             setattr(d, key, "scale_up")
             return n + 1
         if n > 1 and len(c.history) == c.history.maxlen:
@@ -421,7 +531,7 @@ class Planner:
     def _apply(self, c: _Component, load_target: int | None, now: int, d: TickDiagnostics,
                start_worker: Any) -> None:
         current = c.current()
-        floor = c.floor if self.cfg.enable_throughput_scaling else 0
+        floor = max(c.floor, c.burst_floor) - self.credit if self.cfg.enable_throughput_scaling else 0
         target = max(load_target if load_target is not None else current, self.cfg.min_endpoint, floor)
         key = f"reason_load_{c.name}"
         if load_target is not None and load_target < current <= target:
