@@ -16,6 +16,7 @@ Differences from Dynamo's mocker that remain are listed in ``docs/planner.md``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -122,45 +123,42 @@ class DynamoPlanner:
             w.cached_tokens += max(cached, 0)
 
     # ------------------------------------------------------------------ observation
-    def _latest_fpm(self, w: Worker) -> Fpm | None:
-        cols = w.view.fpm.cols
-        n = len(cols["t_end_ns"])
-        if n == 0:
-            return None
-        i = n - 1
-        steps = max(1, cols["steps"][i])
-        wall = (cols["t_end_ns"][i] - cols["t_start_ns"][i]) / steps / NS
-        waiting = cols["num_waiting"][i]
+    @staticmethod
+    def _last_record(w: Worker, rec: dict[str, Sequence[int]]) -> Fpm:
+        """Dynamo's FPM of the worker's last forward pass among the records just read."""
+        i = len(rec["t_end_ns"]) - 1
+        steps = max(1, rec["steps"][i])
+        single = steps == 1  # a fast-forwarded stretch is decode only
         return Fpm(
-            worker_id=str(w.id), dp_rank=0, wall_time=wall,
-            scheduled=Scheduled(num_prefill_requests=cols["num_prefill_requests"][i] if steps == 1 else 0,
-                                sum_prefill_tokens=cols["sum_prefill_tokens"][i] if steps == 1 else 0,
-                                sum_prefill_kv_tokens=cols["sum_prefill_kv_tokens"][i] if steps == 1 else 0,
-                                num_decode_requests=cols["num_decode_requests"][i],
-                                sum_decode_kv_tokens=cols["decode_kv_last"][i]),
-            queued=Queued(num_prefill_requests=waiting, sum_prefill_tokens=cols["queued_prefill_tokens"][i]),
+            worker_id=str(w.id), dp_rank=0, wall_time=(rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS,
+            scheduled=Scheduled(num_prefill_requests=rec["num_prefill_requests"][i] if single else 0,
+                                sum_prefill_tokens=rec["sum_prefill_tokens"][i] if single else 0,
+                                sum_prefill_kv_tokens=rec["sum_prefill_kv_tokens"][i] if single else 0,
+                                num_decode_requests=rec["num_decode_requests"][i],
+                                sum_decode_kv_tokens=rec["decode_kv_last"][i]),
+            queued=Queued(num_prefill_requests=rec["num_waiting"][i],
+                          sum_prefill_tokens=rec["queued_prefill_tokens"][i]),
         )
 
     def _fpms(self, role: str, pool: Pool, now: int) -> FpmMap | None:
+        """The last-seen FPM of every active worker (records are read once, then released by the log)."""
         cache = self.fpm_cache[role]
         live: set[str] = set()
         for w in pool.workers:
-            if w.state not in (State.ACTIVE,):
+            if w.state != State.ACTIVE:
                 continue
             w.engine.sync(now)
             live.add(str(w.id))
             log = w.view.fpm
-            n = len(log)
             key = (pool.name, w.id)
+            seen, n = self.fpm_seen.get(key, 0), len(log)
+            rec = log.read_since(seen) if n > seen else None
+            self.fpm_seen[key] = n
             if n and w.view.kv_used_blocks == 0 and w.view.queued_prefill_tokens == 0:
-                if n:  # an engine that went idle publishes an empty heartbeat FPM (wall time 0), as Dynamo's does
-                    cache[(str(w.id), 0)] = Fpm(worker_id=str(w.id))
-                self.fpm_seen[key] = n
-            elif n and self.fpm_seen.get(key) != n:
-                f = self._latest_fpm(w)
-                if f is not None:
-                    cache[(str(w.id), 0)] = f
-                self.fpm_seen[key] = n
+                # an engine that ran out of work publishes an empty heartbeat FPM (wall time 0), as Dynamo's does
+                cache[(str(w.id), 0)] = Fpm(worker_id=str(w.id))
+            elif rec is not None:
+                cache[(str(w.id), 0)] = self._last_record(w, rec)
         for k in [k for k in cache if k[0] not in live]:
             del cache[k]
         return dict(cache) if cache else None
