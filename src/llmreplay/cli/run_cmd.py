@@ -15,6 +15,7 @@ from llmreplay.errors import InputError
 from llmreplay.report.model import Baselines
 from llmreplay.report.table import print_summary
 from llmreplay.runner import RunOutput, prepare_trace, run, write_outputs
+from llmreplay.units import NS_PER_S
 
 
 def resolve_config(flags: dict[str, Any], config_file: Path | None, demo: bool) -> RunConfig:
@@ -43,13 +44,13 @@ def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, 
     show_bar = progress and sys.stdout.isatty()
     if show_bar:
         trace = prepare_trace(cfg)
-        end_s = max(float(trace.arrival_ns.max()) / 1e9, 1.0)
+        end_s = max(float(trace.arrival_ns.max()) / NS_PER_S, 1.0)
         with Progress(TextColumn("[bold]replaying[/]"), BarColumn(), TextColumn("{task.description}"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             task = bar.add_task("", total=end_s)
 
             def tick(t_ns: int, finished: int) -> None:
-                t = t_ns / 1e9
+                t = t_ns / NS_PER_S
                 desc = f"sim {t:,.0f}/{end_s:,.0f} s · {finished:,} done"
                 bar.update(task, completed=min(t, end_s), description=desc)
 

@@ -16,6 +16,7 @@ from llmreplay.cluster.pool import Pool
 from llmreplay.metrics import definitions as d
 from llmreplay.metrics.definitions import SlaJudgement
 from llmreplay.metrics.records import RequestRecords, Status
+from llmreplay.units import s_to_ns
 
 MAX_BINS = 400
 NICE_STEPS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -88,7 +89,7 @@ def build_timeseries(
     horizon_s = max(horizon_ns / 1e9, 1e-9)
     width = bin_width_s(horizon_s)
     n = max(1, math.ceil(horizon_s / width))
-    wns = int(width * 1e9)
+    wns = s_to_ns(width)
     edges_end = np.arange(1, n + 1, dtype=np.int64) * wns
     sent = rec.arrival_ns >= 0
     done = rec.status == Status.COMPLETED
