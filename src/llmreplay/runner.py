@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords
 from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
+from llmreplay.outputs import OutputPlan, plan_outputs, write_planned
 from llmreplay.planner.config import PlannerConfig, parse_planner_config
 from llmreplay.planner.factory import PlannerLike, make_planner
 from llmreplay.planner.planner import ScalingEvent
@@ -356,41 +356,10 @@ def count_reversals(events: list[ScalingEvent], window_s: float) -> int:
     return n
 
 
-def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
-    """Write the files the config asks for; return one line per file written."""
-
-    lines: list[str] = []
-    if cfg.report_json:
-        p = Path(cfg.report_json)
-        if p.is_dir():
-            p = p / "llmreplay_report.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(dump_report(out.report))
-        lines.append(f"report JSON: {p}")
-    html = html_report_path(cfg, out.report)
-    if html is not None:
-        from llmreplay.report.html import write_html_report
-
-        lines.append(f"HTML report: {write_html_report(out.report, html)}")
-    if cfg.requests_out:
-        p = Path(cfg.requests_out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        out.records.write(p)
-        lines.append(f"per-request records: {p}")
-    return lines
-
-
-def html_report_path(cfg: RunConfig, report: RunReport | dict[str, Any]) -> Path | None:
-    """--report-html, else the planner's ``report_filename`` under ./planner_reports/ (Dynamo's place; a name
-    with a directory part is used as given)."""
-    if cfg.report_html:
-        return Path(cfg.report_html)
-    planner = report.planner if isinstance(report, RunReport) else RunReport.model_validate(report).planner
-    name = planner.config.get("report_filename") if planner is not None else None
-    if not name:
-        return None
-    p = Path(name)
-    return p if p.parent != Path(".") else Path("planner_reports") / p
+def write_outputs(cfg: RunConfig, out: RunOutput, plan: OutputPlan | None = None) -> list[str]:
+    """Write the files the config asks for (checked by :func:`plan_outputs` first, unless already planned),
+    each atomically; return one line per file written."""
+    return write_planned(plan if plan is not None else plan_outputs(cfg), out, dump_report)
 
 
 def dump_report(report: RunReport | dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from llmreplay.cli.options import with_model_options
+from llmreplay.cli.options import in_range, with_model_options
 from llmreplay.config import DEFAULT_TRACE_BLOCK_SIZE, RunConfig
 from llmreplay.errors import InputError
 
@@ -31,6 +31,11 @@ def report_input_error(exc: InputError) -> None:
     err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
+def os_error_text(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}. Check that the path exists and that you may read or write it."
+
+
 def error_boundary(func: F) -> F:
     """Every command runs inside this: an :class:`InputError` becomes exit code 2 with one paragraph."""
 
@@ -40,6 +45,9 @@ def error_boundary(func: F) -> F:
             return func(*args, **kwargs)
         except InputError as exc:
             report_input_error(exc)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # a file-system refusal the command did not expect: still the user's files
+            report_input_error(InputError(os_error_text(exc)))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -149,14 +157,19 @@ def trace_stats_cmd(
 def synth(
     kind: Annotated[str, typer.Argument(help="poisson | bursty | agentic")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Write the trace here (Mooncake JSONL).")],
-    rate: Annotated[float, typer.Option(help="Mean requests per second.")] = 2.0,
-    duration: Annotated[float | None, typer.Option(help="Seconds of traffic.")] = None,
-    num_requests: Annotated[int | None, typer.Option(help="Number of requests (instead of --duration).")] = None,
+    rate: Annotated[float, typer.Option(help="Mean requests per second. Range: >= 1e-06, <= 1_000_000.",
+                                        callback=in_range(1e-6, 1e6))] = 2.0,
+    duration: Annotated[float | None, typer.Option(help="Seconds of traffic. Range: > 0, <= 100_000_000.",
+                                                   callback=in_range(0, 1e8, lo_open=True))] = None,
+    num_requests: Annotated[int | None, typer.Option(help="Number of requests (instead of --duration). Range: "
+                                                     ">= 1, <= 100_000_000.", callback=in_range(1, 1e8))] = None,
     isl: Annotated[str | None, typer.Option(help="ISL distribution, e.g. fixed:512, uniform:100,2000, "
                                             "normal:3000,500, lognormal:7.5,0.8.")] = None,
     osl: Annotated[str | None, typer.Option(help="OSL distribution (same syntax).")] = None,
-    cv: Annotated[float | None, typer.Option(help="bursty: coefficient of variation of inter-arrivals.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    cv: Annotated[float | None, typer.Option(help="bursty: coefficient of variation of inter-arrivals. Range: "
+                                             "> 0, <= 1000.", callback=in_range(0, 1e3, lo_open=True))] = None,
+    seed: Annotated[int, typer.Option(help="Seed. Range: >= 0, <= 4_294_967_295.",
+                                      callback=in_range(0, 2**32 - 1))] = 0,
 ) -> None:
     """Write a synthetic trace: Poisson, bursty (gamma inter-arrivals), or agentic multi-turn sessions."""
     from llmreplay.cli.synth_cmd import execute_synth
@@ -280,6 +293,9 @@ def main() -> None:
         app()
     except InputError as exc:
         report_input_error(exc)
+        sys.exit(2)
+    except OSError as exc:
+        report_input_error(InputError(os_error_text(exc)))
         sys.exit(2)
 
 

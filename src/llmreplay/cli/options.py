@@ -151,6 +151,13 @@ def help_text(opt: FieldOption) -> str:
     return text
 
 
+def in_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+             hi_open: bool = False) -> Callable[[Any], Any]:
+    """A typer ``callback`` for a hand-written numeric option: finite and within [lo, hi] (or open ends)."""
+    opt = FieldOption("", (), float, None, None, "", lo, lo_open, hi, hi_open)
+    return _range_callback(opt)
+
+
 def _typer_parameter(opt: FieldOption) -> inspect.Parameter:
     kwargs: dict[str, Any] = {"help": help_text(opt), "show_default": False}
     if opt.sets is not None:
