@@ -47,8 +47,9 @@ args = sys.argv[1:]
 if args[:1] == ["run"] and not any(a.startswith("--max-requests") for a in args):
     args += ["--max-requests", "{SHORT_REQUESTS}"]
 sys.argv = ["llmreplay", *args]
-from llmreplay.cli.app import main
-main()
+if __name__ == "__main__":  # sweep workers re-import this file
+    from llmreplay.cli.app import main
+    main()
 """
 
 

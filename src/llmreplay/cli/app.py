@@ -32,8 +32,8 @@ def report_input_error(exc: InputError) -> None:
 
 
 def os_error_text(exc: OSError) -> str:
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}. Check that the path exists and that you may read or write it."
+    """A file-system refusal about a path the user gave, which no more specific check caught."""
+    return f"{exc.filename}: {exc.strerror or exc}. Check that the path exists and that you may read or write it."
 
 
 def error_boundary(func: F) -> F:
@@ -46,7 +46,9 @@ def error_boundary(func: F) -> F:
         except InputError as exc:
             report_input_error(exc)
             raise typer.Exit(2) from None
-        except OSError as exc:  # a file-system refusal the command did not expect: still the user's files
+        except OSError as exc:
+            if exc.filename is None:  # not about a path the user gave (a broken pipe, a dead worker): a bug
+                raise
             report_input_error(InputError(os_error_text(exc)))
             raise typer.Exit(2) from None
 
@@ -295,6 +297,8 @@ def main() -> None:
         report_input_error(exc)
         sys.exit(2)
     except OSError as exc:
+        if exc.filename is None:
+            raise
         report_input_error(InputError(os_error_text(exc)))
         sys.exit(2)
 
