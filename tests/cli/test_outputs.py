@@ -157,3 +157,30 @@ def test_synth_checks_its_output_first_and_writes_atomically(tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "t.jsonl"]
+
+
+def test_every_command_shows_bracketed_names_as_typed(trace: Path, tmp_path: Path) -> None:
+    """trace-stats, compare and report print user paths and names: none may be eaten as console markup."""
+    odd = tmp_path / "[red]t[b].jsonl"
+    shutil.copy(trace, odd)
+    res = CliRunner().invoke(app, ["trace-stats", str(odd)], terminal_width=300)
+    assert res.exit_code == 0, res.output
+    assert "[red]t[b].jsonl" in res.output
+    a, b = tmp_path / "a[b].json", tmp_path / "c[i].json"
+    for p in (a, b):
+        assert run(str(odd), "--report-json", str(p), "--quiet").exit_code == 0
+    res = CliRunner().invoke(app, ["compare", str(a), str(b)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "a[b]" in res.output and "c[i]" in res.output
+    html = tmp_path / "h[i].html"
+    res = CliRunner().invoke(app, ["report", str(a), "-o", str(html)], terminal_width=300)
+    assert res.exit_code == 0, res.output
+    assert str(html) in res.output.replace("\n", "")
+
+
+def test_report_refuses_to_overwrite_its_input(trace: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    assert run(str(trace), "--report-json", str(report), "--quiet").exit_code == 0
+    before = report.read_bytes()
+    user_error(CliRunner().invoke(app, ["report", str(report), "-o", str(report)]), "run report being read")
+    assert report.read_bytes() == before
