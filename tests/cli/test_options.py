@@ -124,3 +124,19 @@ def test_seconds_to_ns_rounds() -> None:
     assert int(4.1 * 1e9) == 4_099_999_999
     assert s_to_ns(4.1) == 4_100_000_000
     assert ms_to_ns(0.1) == 100_000
+
+
+@pytest.mark.parametrize("args", [
+    ["perf", "show", "--isl", "inf"],
+    ["perf", "show", "--ttft", "0"],
+    ["perf", "show", "--granularity", "1000000"],
+    ["sweep", "missing.yaml", "--jobs", "0"],
+    ["synth", "poisson", "--num-requests", "10", "--cv", "nan", "-o", "x.jsonl"],
+    ["synth", "poisson", "--duration", "inf", "-o", "x.jsonl"],
+    ["synth", "poisson", "--num-requests", "10", "--seed", "-1", "-o", "x.jsonl"],
+    ["trace-stats", "x.jsonl", "--trace-block-size", "0"],
+])
+def test_numeric_flags_of_every_command_are_checked(args: list[str]) -> None:
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 2, res.output
+    assert "Invalid value" in res.output

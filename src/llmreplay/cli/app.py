@@ -194,7 +194,8 @@ def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML): base run config and axes.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for results table, point reports, chart.")
                        ] = Path("sweep_out"),
-    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores).")] = None,
+    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores). Range: >= 1, <= 1024.",
+                                             callback=in_range(1, 1024))] = None,
     executor: Annotated[str, typer.Option(help="local (process pool) | ray (pip install 'llmreplay\\[ray]').")
                         ] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address, e.g. auto (default: local Ray).")] = None,
@@ -274,14 +275,19 @@ app.add_typer(perf_app, name="perf")
 def perf_show(
     engine_args: Annotated[str | None, typer.Option("--engine-args", "--extra-engine-args",
                                                     help=f"Engine args: {JSON_HELP}.")] = None,
-    isl: Annotated[float, typer.Option(help="Input tokens per request, for the capacity.")] = 3000,
-    osl: Annotated[float, typer.Option(help="Output tokens per request, for the capacity.")] = 150,
-    itl: Annotated[float, typer.Option(help="ITL SLA (ms).")] = 50,
-    ttft: Annotated[float, typer.Option(help="TTFT SLA (ms), checked against one prompt's prefill.")] = 500,
+    isl: Annotated[float, typer.Option(help="Input tokens per request, for the capacity. Range: >= 1, <= "
+                                       "10_000_000.", callback=in_range(1, 1e7))] = 3000,
+    osl: Annotated[float, typer.Option(help="Output tokens per request, for the capacity. Range: >= 1, <= "
+                                       "10_000_000.", callback=in_range(1, 1e7))] = 150,
+    itl: Annotated[float, typer.Option(help="ITL SLA (ms). Range: > 0, <= 100_000_000.",
+                                       callback=in_range(0, 1e8, lo_open=True))] = 50,
+    ttft: Annotated[float, typer.Option(help="TTFT SLA (ms), checked against one prompt's prefill. Range: > 0, "
+                                        "<= 100_000_000.", callback=in_range(0, 1e8, lo_open=True))] = 500,
     html: Annotated[Path | None, typer.Option(help="Also draw the surfaces and capacity curve here (HTML).")] = None,
     plotlyjs: Annotated[str, typer.Option(help="inline (works offline) | cdn (smaller file).")] = "inline",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    granularity: Annotated[int, typer.Option(help="Planner bootstrap points per axis.")] = 8,
+    granularity: Annotated[int, typer.Option(help="Planner bootstrap points per axis. Range: >= 2, <= 64.",
+                                             callback=in_range(2, 64))] = 8,
 ) -> None:
     """Step times of an engine's perf model (prefill and decode) and the engine req/s the planner would compute."""
     from llmreplay.cli.perf_cmd import execute_perf_show
