@@ -29,7 +29,7 @@ MAX_SECONDS = 1e8
 MAX_SLA_MS = 1e8
 
 
-def cli(*aliases: str, flag: str | None = None, metavar: str | None = None) -> dict[str, Any]:
+def cli(*aliases: str, flag: str | None = None) -> dict[str, Any]:
     """How a config field appears on the command line beside its ``--field-name`` flag, kept on the field so
     the flag and the field cannot drift apart: Dynamo's spellings (``aliases``), or a ``flag`` that sets a
     boolean field to the opposite of its default."""
@@ -38,8 +38,6 @@ def cli(*aliases: str, flag: str | None = None, metavar: str | None = None) -> d
         extra["cli_aliases"] = list(aliases)
     if flag is not None:
         extra["cli_flag"] = flag
-    if metavar is not None:
-        extra["cli_metavar"] = metavar
     return extra
 
 

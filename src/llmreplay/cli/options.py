@@ -57,12 +57,6 @@ class FieldOption:
             parts.append(f"{'<' if self.hi_open else '<='} {_num(self.hi)}")
         return ", ".join(parts)
 
-    @property
-    def default_text(self) -> str:
-        if self.sets is not None or self.default is None:
-            return "—" if self.default is None else str(self.default).lower()
-        return str(self.default)
-
 
 def _num(x: float) -> str:
     if float(x).is_integer() and abs(x) < 1e15:
