@@ -117,8 +117,10 @@ def run(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     baselines: Annotated[bool, typer.Option(help="With a planner: replay the best fixed fleet and the hindsight "
                                                 "schedule, and report the planner's regret.")] = True,
-    baselines_goal: Annotated[float, typer.Option(help="SLA attainment goal of the baselines (share).")] = 0.9,
-    baselines_jobs: Annotated[int | None, typer.Option(help="Baseline replays at once (default: CPUs).")] = None,
+    baselines_goal: Annotated[float, typer.Option(help="SLA attainment goal of the baselines (share). Range: > 0, "
+                                                  "<= 1.", callback=in_range(0, 1, lo_open=True))] = 0.9,
+    baselines_jobs: Annotated[int | None, typer.Option(help="Baseline replays at once (default: CPUs). Range: "
+                                                       ">= 1, <= 1024.", callback=in_range(1, 1024))] = None,
     baselines_executor: Annotated[Literal["local", "ray"], typer.Option(help="Where baseline replays run.")
                                   ] = "local",
     *,
