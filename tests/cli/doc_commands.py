@@ -27,6 +27,7 @@ _FENCE = re.compile(r"^(```+|~~~+)\s*([\w-]*)")
 class DocCommand:
     source: str  # "README.md:27"
     argv: tuple[str, ...]  # without the leading "llmreplay"
+    stdout: str | None = None  # "> FILE": where the command's output goes
 
     @property
     def subcommand(self) -> str:
@@ -74,10 +75,13 @@ def commands_in(text: str, source: str) -> list[DocCommand]:
                 chunk = (chunk.rstrip()[:-1] if chunk.rstrip().endswith("\\") else chunk + "\n") + lines[i]
                 i += 1
             words = shlex.split(chunk, comments=True)
-            if words[:1] == ["llmreplay"]:
-                out.append(DocCommand(f"{source}:{start + first}", tuple(words[1:])))
-            elif words[:3] == ["python", "-m", "llmreplay"]:
-                out.append(DocCommand(f"{source}:{start + first}", tuple(words[3:])))
+            stdout = None
+            if ">" in words[:-1]:  # a redirection of the output to a file
+                at = words.index(">")
+                stdout, words = words[at + 1], words[:at] + words[at + 2:]
+            for prefix in (["llmreplay"], ["python", "-m", "llmreplay"]):
+                if words[:len(prefix)] == prefix:
+                    out.append(DocCommand(f"{source}:{start + first}", tuple(words[len(prefix):]), stdout))
     return out
 
 

@@ -116,11 +116,14 @@ def _prepare(cmd: DocCommand, cwd: Path) -> list[str]:
     return argv
 
 
-def _run(argv: list[str], cwd: Path, shim_dir: Path, what: str) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], cwd: Path, shim_dir: Path, what: str,
+         stdout: str | None = None) -> subprocess.CompletedProcess[str]:
     res = subprocess.run([str(shim_dir / "llmreplay"), *argv], cwd=cwd, env=_env(shim_dir), capture_output=True,
                          text=True, timeout=900)
     assert res.returncode == 0, f"documented command failed (exit {res.returncode}): {what}\n{res.stderr[-3000:]}"
     assert "Traceback" not in res.stderr, what
+    if stdout is not None:
+        (cwd / stdout).write_text(res.stdout, encoding="utf-8")
     return res
 
 
@@ -131,7 +134,7 @@ def test_every_documented_command_runs(page: str, tmp_path: Path, shim_dir: Path
     cmds = commands_in((REPO / page).read_text(encoding="utf-8"), page)
     assert cmds, f"{page} shows no runnable command"
     for cmd in cmds:
-        _run(_prepare(cmd, cwd), cwd, shim_dir, str(cmd))
+        _run(_prepare(cmd, cwd), cwd, shim_dir, str(cmd), cmd.stdout)
 
 
 @pytest.mark.parametrize("script", [p.name for p in example_scripts()])
@@ -197,11 +200,14 @@ llmreplay run TRACE --num-workers 2 \\
     --planner-config '{"mode":"agg",
       "ttft":1500}'   # a comment
 llmreplay compare a.json b.json
+llmreplay schema > s.json
 ```
 """
     cmds = commands_in(text, "x.md")
     assert [c.argv for c in cmds] == [
         ("run", "TRACE", "--num-workers", "2", "--planner-config", '{"mode":"agg",\n      "ttft":1500}'),
         ("compare", "a.json", "b.json"),
+        ("schema",),
     ]
-    assert [c.source for c in cmds] == ["x.md:8", "x.md:11"]
+    assert [c.source for c in cmds] == ["x.md:8", "x.md:11", "x.md:12"]
+    assert cmds[-1].stdout == "s.json"
