@@ -140,3 +140,17 @@ def test_numeric_flags_of_every_command_are_checked(args: list[str]) -> None:
     res = CliRunner().invoke(app, args, terminal_width=200)
     assert res.exit_code == 2, res.output
     assert "Invalid value" in res.output
+
+
+def test_time_units_are_defined_once() -> None:
+    """No module keeps its own ns-per-second constant or a truncating ``int(x * 1e9)``: llmreplay.units has the
+    one conversion (a second constant is how 4.1 s became 4,099,999,999 ns in one place)."""
+    src = Path(__file__).resolve().parents[2] / "src" / "llmreplay"
+    own_constant = re.compile(r"^\s*(NS|NS_PER_S|NS_PER_MS)\s*=\s*1[_0-9e]", re.M)
+    truncating = re.compile(r"int\([^()]*\*\s*(1e9|1_000_000_000|NS_PER_S)\s*\)")
+    for path in src.rglob("*.py"):
+        if path.name == "units.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not own_constant.search(text), path
+        assert not truncating.search(text), path
