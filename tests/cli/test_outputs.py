@@ -152,7 +152,7 @@ def test_synth_checks_its_output_first_and_writes_atomically(tmp_path: Path) -> 
     user_error(res, "--output", "is a file")
     res = CliRunner().invoke(app, ["synth", "poisson", "--rate", "1e-300", "--num-requests", "10", "-o",
                                    str(tmp_path / "t.jsonl")])
-    user_error(res, "--rate", ">= 1e-06")
+    user_error(res, "--rate")
     res = CliRunner().invoke(app, ["synth", "poisson", "--num-requests", "10", "-o", str(tmp_path / "t.jsonl")])
     assert res.exit_code == 0, res.output
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 10
