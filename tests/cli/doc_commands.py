@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-#: the shared traces next to the repository (as tests/conftest.py finds them)
-SHARED_TRACES = REPO.parent / "shared" / "traces"
+#: the shared data next to the repository (traces, Dynamo reference runs), as tests/conftest.py finds it
+SHARED = REPO.parent / "shared"
+SHARED_TRACES = SHARED / "traces"
 #: the pages whose commands must run (issue #12): README, the usage guide, the examples
 DOCUMENTED = ("README.md", "docs/usage.md", "examples/README.md")
 RUNNABLE_FENCES = {"bash", "sh", "shell", "console"}

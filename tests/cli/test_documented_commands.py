@@ -3,8 +3,8 @@
 The commands are read from the pages themselves (``doc_commands``), so a command added to the docs is tested
 without touching this file, and a documented command that fails fails the suite. Long inputs are shortened the
 way a user would try a command first: ``run`` gets ``--max-requests`` when it has none, a sweep file gets
-``base.max_requests``. ``TRACE`` stands for the bundled demo trace; ``../shared/traces/...`` for the shared
-traces next to the repository (skipped where they are absent, as the other shared-trace tests are).
+``base.max_requests``. ``TRACE`` stands for the bundled demo trace; ``../shared/...`` for the shared traces and
+reference runs next to the repository (skipped where they are absent, as the other shared-data tests are).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import yaml
 from doc_commands import (
     DOCUMENTED,
     REPO,
+    SHARED,
     SHARED_TRACES,
     DocCommand,
     commands_in,
@@ -78,9 +79,10 @@ def _workdir(tmp_path: Path) -> Path:
 
 
 def _shared(path: str) -> str:
-    target = SHARED_TRACES / path.split("shared/traces/", 1)[1]
+    """``../shared/...`` (the shared traces and reference runs next to the repository); skip where absent."""
+    target = SHARED / path.split("shared/", 1)[1]
     if not target.exists():
-        pytest.skip(f"shared traces not found at {SHARED_TRACES}")
+        pytest.skip(f"shared data not found at {target}")
     return str(target)
 
 
@@ -92,7 +94,7 @@ def _short_sweep(path: str, cwd: Path) -> str:
     trace = base.get("trace")
     if isinstance(trace, str) and not Path(trace).is_absolute():
         resolved = (src.parent / trace).resolve()
-        base["trace"] = _shared(str(resolved)) if "shared/traces/" in str(resolved) else str(resolved)
+        base["trace"] = _shared(str(resolved)) if "/shared/" in str(resolved) else str(resolved)
     base.setdefault("max_requests", SHORT_REQUESTS)
     out = cwd / "short" / src.name
     out.parent.mkdir(exist_ok=True)
@@ -108,7 +110,7 @@ def _prepare(cmd: DocCommand, cwd: Path) -> list[str]:
     for i, arg in enumerate(cmd.argv):
         if arg == "TRACE":
             arg = str(demo_trace_path())
-        elif "shared/traces/" in arg and not arg.startswith("{"):
+        elif arg.startswith(("../shared/", "shared/")):
             arg = _shared(arg)
         elif cmd.subcommand == "sweep" and i > 0 and cmd.argv[i - 1] == "sweep":
             arg = _short_sweep(arg, cwd)
