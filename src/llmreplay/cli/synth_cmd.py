@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmreplay.errors import InputError
-from llmreplay.fileio import atomic_path, check_writable
+from llmreplay.fileio import check_writable
 from llmreplay.trace import synth
 from llmreplay.trace.synth import write_trace
 
@@ -23,6 +23,5 @@ def execute_synth(kind: str, output: Path, rate: float, duration: float | None, 
     check_writable(output, "--output")  # before generating: a bad path fails at once
     trace = synth.generate(kind, rate=rate, duration_s=duration, num_requests=num_requests, isl=isl, osl=osl,
                            cv=cv, seed=seed)
-    with atomic_path(output, "--output") as tmp:
-        write_trace(trace, tmp)
+    write_trace(trace, output)  # atomic: a temporary file, then a rename
     console.print(f"wrote {len(trace):,} requests to {output}", highlight=False, markup=False)
