@@ -126,3 +126,48 @@ def atomic_write(path: str | Path, data: str | bytes, what: str = "output") -> P
     with atomic_open(path, what) as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+@contextmanager
+def atomic_path(path: str | Path, what: str = "output") -> Iterator[Path]:
+    """A temporary path in ``path``'s folder (same suffix, so writers that go by the extension still work) for a
+    writer that wants a file name rather than bytes; renamed onto ``path`` when the block ends without error,
+    removed otherwise. File-system errors → InputError."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # as atomic_open: the permissions open() would give
+        os.close(fd)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write {p}: {exc.strerror or exc}.") from None
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{what}: cannot write {p}: {exc.strerror or exc}.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: str | Path, what: str) -> Path:
+    """Fail now, not after an hour of simulation, if ``path`` cannot be written: its folder is created and a
+    scratch file is made and removed there. Returns the path. A folder in the way or a file where a folder
+    should be → InputError naming the path."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what}: {p} is a folder; give a file name.")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"{what}: cannot write {p}: {parent} is a file, not a folder.")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".check", dir=p.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write {p}: {exc.strerror or exc}.") from None
+    return p

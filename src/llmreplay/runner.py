@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,11 +24,12 @@ from llmreplay.engine.config import EngineArgs, format_validation_error, parse_e
 from llmreplay.engine.perf.hw import HardwareSetup, resolve_hardware
 from llmreplay.engine.perf.registry import build_engine_perf_model
 from llmreplay.errors import InputError
-from llmreplay.metrics.definitions import NS_PER_S, Sla, block_hit_rate, judge, ratio
+from llmreplay.metrics.definitions import Sla, block_hit_rate, judge, ratio
 from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords
 from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
+from llmreplay.outputs import OutputPlan, plan_outputs, write_planned
 from llmreplay.planner.config import PlannerConfig, parse_planner_config
 from llmreplay.planner.factory import PlannerLike, make_planner
 from llmreplay.planner.planner import ScalingEvent
@@ -39,6 +39,7 @@ from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
 from llmreplay.trace import load_trace
 from llmreplay.trace.model import Trace
 from llmreplay.trace.transform import jitter_arrivals, slice_trace, speed_up
+from llmreplay.units import NS_PER_S, s_to_ns
 
 SCHEMA = SCHEMA_ID
 
@@ -195,7 +196,7 @@ def run(
     trace = prepare_trace(cfg, trace)
     topo = build_topology(cfg, trace, planner_cfg)
     notes += topo.notes
-    horizon = int(cfg.max_sim_time_seconds * 1e9) if cfg.max_sim_time_seconds is not None else None
+    horizon = s_to_ns(cfg.max_sim_time_seconds) if cfg.max_sim_time_seconds is not None else None
     options = ReplayOptions(seed=cfg.seed, horizon_ns=horizon, concurrency=cfg.replay_concurrency,
                             fast_forward=cfg.fast_forward, progress=progress,
                             local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens,
@@ -241,7 +242,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
                  planner: PlannerLike | ScriptedPolicy | None = None) -> RunReport:
     """The run report: every number comes from a metric definition (:mod:`llmreplay.metrics.definitions`)."""
     rec = result.records
-    warmup_ns = int(cfg.warmup_s * NS_PER_S)
+    warmup_ns = s_to_ns(cfg.warmup_s)
     engines = [w.engine for p in result.pools.values() for w in p.workers]
     prompt = sum(e.prompt_tokens_admitted for e in engines)
     cached = sum(e.cached_tokens_admitted for e in engines)
@@ -331,9 +332,9 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
         "sim": {
             "wall_s": wall,
             "replay_wall_s": result.wall_s,
-            "simulated_s": horizon / 1e9,
+            "simulated_s": horizon / NS_PER_S,
             "requests_per_wall_s": len(rec) / wall if wall > 0 else None,
-            "simulated_s_per_wall_s": horizon / 1e9 / wall if wall > 0 else None,
+            "simulated_s_per_wall_s": horizon / NS_PER_S / wall if wall > 0 else None,
             "events": result.events,
             "engine_steps": result.steps,
             "planner_wall_s": planner.wall_s if planner is not None else None,
@@ -355,41 +356,10 @@ def count_reversals(events: list[ScalingEvent], window_s: float) -> int:
     return n
 
 
-def write_outputs(cfg: RunConfig, out: RunOutput) -> list[str]:
-    """Write the files the config asks for; return one line per file written."""
-
-    lines: list[str] = []
-    if cfg.report_json:
-        p = Path(cfg.report_json)
-        if p.is_dir():
-            p = p / "llmreplay_report.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(dump_report(out.report))
-        lines.append(f"report JSON: {p}")
-    html = html_report_path(cfg, out.report)
-    if html is not None:
-        from llmreplay.report.html import write_html_report
-
-        lines.append(f"HTML report: {write_html_report(out.report, html)}")
-    if cfg.requests_out:
-        p = Path(cfg.requests_out)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        out.records.write(p)
-        lines.append(f"per-request records: {p}")
-    return lines
-
-
-def html_report_path(cfg: RunConfig, report: RunReport | dict[str, Any]) -> Path | None:
-    """--report-html, else the planner's ``report_filename`` under ./planner_reports/ (Dynamo's place; a name
-    with a directory part is used as given)."""
-    if cfg.report_html:
-        return Path(cfg.report_html)
-    planner = report.planner if isinstance(report, RunReport) else RunReport.model_validate(report).planner
-    name = planner.config.get("report_filename") if planner is not None else None
-    if not name:
-        return None
-    p = Path(name)
-    return p if p.parent != Path(".") else Path("planner_reports") / p
+def write_outputs(cfg: RunConfig, out: RunOutput, plan: OutputPlan | None = None) -> list[str]:
+    """Write the files the config asks for (checked by :func:`plan_outputs` first, unless already planned),
+    each atomically; return one line per file written."""
+    return write_planned(plan if plan is not None else plan_outputs(cfg), out, dump_report)
 
 
 def dump_report(report: RunReport | dict[str, Any]) -> str:

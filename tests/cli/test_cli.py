@@ -111,7 +111,7 @@ def test_bad_trace_exits_2_naming_file_and_line(tmp_path: Path, name: str) -> No
         (["--planner-config", '{"ttft": 500, "foo": 1}'], ["unknown key 'foo'", "ttft"]),
         (["--router-config", '{"overlap": 1}'], ["overlap", "overlap_score_weight"]),
         (["--arrival-jitter", "gauss:3"], ["uniform"]),
-        (["--num-workers", "0"], ["num_workers"]),
+        (["--num-workers", "0"], ["--num-workers", ">= 1", "got 0"]),
         (["--extra-engine-args", '{"perf_model": {"kind": "constant"}}'], ["step_ms"]),
     ],
 )

@@ -11,12 +11,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
+from llmreplay.cli.options import in_range, with_model_options
+from llmreplay.config import DEFAULT_TRACE_BLOCK_SIZE, RunConfig
 from llmreplay.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,6 +29,11 @@ def report_input_error(exc: InputError) -> None:
     """The one way a user's mistake is shown: one paragraph on stderr, user text escaped (a ``[`` in a path
     must not be read as console markup)."""
     err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+def os_error_text(exc: OSError) -> str:
+    """A file-system refusal about a path the user gave, which no more specific check caught."""
+    return f"{exc.filename}: {exc.strerror or exc}. Check that the path exists and that you may read or write it."
 
 
 def error_boundary(func: F) -> F:
@@ -38,8 +46,22 @@ def error_boundary(func: F) -> F:
         except InputError as exc:
             report_input_error(exc)
             raise typer.Exit(2) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a path the user gave (a broken pipe, a dead worker): a bug
+                raise
+            report_input_error(InputError(os_error_text(exc)))
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _flag_metavar(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    """A flag takes no value, so its help shows no ``<bool>`` type (typer shows one for every option)."""
+    return None if self.is_flag else _typer_display_type(self, ctx)
+
+
+_typer_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_metavar  # type: ignore[method-assign]
 
 
 class BoundedTyper(typer.Typer):
@@ -65,73 +87,51 @@ app = BoundedTyper(
 out = Console(width=None if sys.stdout.isatty() else 130)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 130)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from llmreplay import __version__
+
+        out.print(f"llmreplay {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Replay LLM request traces against simulated vLLM-style engines: what would my cluster have done?"""
+
 JSON_HELP = "inline JSON, or a path to a .json/.yaml file (a leading @ is allowed)"
 
 
 @app.command()
+@with_model_options(RunConfig, exclude=("trace",))
 def run(
-    trace: Annotated[str | None, typer.Argument(help="Mooncake JSONL, Azure CSV or generic CSV/JSONL trace.")] = None,
+    trace: Annotated[str | None, typer.Argument(help="Mooncake JSONL, Azure CSV or generic CSV/JSONL trace.",
+                                                show_default=False)] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Replay the bundled demo trace (Mooncake slice).")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML/JSON file with any of these options (flags win).")] = None,
-    planner_config: Annotated[str | None, typer.Option(help=f"Planner config: {JSON_HELP}.")] = None,
-    extra_engine_args: Annotated[str | None, typer.Option(help=f"Agg engine args: {JSON_HELP}.")] = None,
-    prefill_engine_args: Annotated[str | None, typer.Option(help=f"Disagg prefill engine args: {JSON_HELP}.")] = None,
-    decode_engine_args: Annotated[str | None, typer.Option(help=f"Disagg decode engine args: {JSON_HELP}.")] = None,
-    num_workers: Annotated[int | None, typer.Option(help="Agg workers at start (default 1).")] = None,
-    num_prefill_workers: Annotated[int | None, typer.Option(help="Disagg prefill workers at start.")] = None,
-    num_decode_workers: Annotated[int | None, typer.Option(help="Disagg decode workers at start.")] = None,
-    arrival_speedup_ratio: Annotated[float | None, typer.Option(help="Divide every inter-arrival gap by F.")] = None,
-    router: Annotated[str | None, typer.Option("--router", "--router-mode",
-                                               help="round_robin | random | kv (Dynamo's kv_router too).")] = None,
-    router_config: Annotated[str | None, typer.Option(help=f"Router weights: {JSON_HELP}.")] = None,
-    trace_block_size: Annotated[int | None, typer.Option(help="Tokens per trace hash block (default 512).")] = None,
-    trace_format: Annotated[str | None, typer.Option(help="auto | mooncake | azure | csv | jsonl.")] = None,
-    arrival_jitter: Annotated[str | None, typer.Option(help="uniform:S spreads each arrival over [t, t+S).")] = None,
-    report_json: Annotated[str | None, typer.Option(help="Write the run report JSON here.")] = None,
-    report_html: Annotated[str | None, typer.Option(help="Write the HTML report here.")] = None,
-    requests_out: Annotated[str | None, typer.Option("--requests-out", "--report-jsonl",
-                                                     help="Per-request records (.parquet or .jsonl).")] = None,
-    replay_concurrency: Annotated[int | None, typer.Option(help="Closed loop: keep N requests in flight.")] = None,
-    max_sim_time_seconds: Annotated[float | None, typer.Option(help="Stop the simulation at S seconds.")] = None,
-    warmup_s: Annotated[float | None, typer.Option(help="Leave the first S seconds out of latency stats.")] = None,
-    max_requests: Annotated[int | None, typer.Option(help="Keep the first N requests.")] = None,
-    start: Annotated[float | None, typer.Option(help="Start S seconds into the trace.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Keep S seconds of the trace.")] = None,
-    sla_ttft_ms: Annotated[float | None, typer.Option(help="Goodput SLA on TTFT (ms).")] = None,
-    sla_itl_ms: Annotated[float | None, typer.Option(help="Goodput SLA on ITL (ms).")] = None,
-    sla_e2e_ms: Annotated[float | None, typer.Option(help="Goodput SLA on request latency (ms).")] = None,
-    benchmark_granularity: Annotated[int | None, typer.Option(help="Planner bootstrap points per axis.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of all randomness (default 0).")] = None,
-    reference_steps: Annotated[bool, typer.Option("--reference-steps",
-                                                  help="Step-by-step reference mode (no fast-forward; slow).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the summary.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     baselines: Annotated[bool, typer.Option(help="With a planner: replay the best fixed fleet and the hindsight "
-                                                 "schedule, and report the planner's regret.")] = True,
-    baselines_goal: Annotated[float, typer.Option(help="SLA attainment goal of the baselines (share).")] = 0.9,
-    baselines_jobs: Annotated[int | None, typer.Option(help="Baseline replays at once (default: CPUs).")] = None,
-    baselines_executor: Annotated[str, typer.Option(help="Where baseline replays run: local | ray.")] = "local",
+                                                "schedule, and report the planner's regret.")] = True,
+    baselines_goal: Annotated[float, typer.Option(help="SLA attainment goal of the baselines (share). Range: > 0, "
+                                                  "<= 1.", callback=in_range(0, 1, lo_open=True))] = 0.9,
+    baselines_jobs: Annotated[int | None, typer.Option(help="Baseline replays at once (default: CPUs). Range: "
+                                                       ">= 1, <= 1024.", callback=in_range(1, 1024))] = None,
+    baselines_executor: Annotated[Literal["local", "ray"], typer.Option(help="Where baseline replays run.")
+                                  ] = "local",
+    *,
+    flags: dict[str, Any],
 ) -> None:
-    """Replay one trace and print AIPerf-style metrics."""
+    """Replay one trace and print AIPerf-style metrics. Every option is also a --config key (see docs/usage.md)."""
     from llmreplay.baselines import BaselineOptions
     from llmreplay.cli.run_cmd import execute_run
 
-    flags: dict[str, Any] = {
-        k: v for k, v in dict(
-            trace=trace, planner_config=planner_config, extra_engine_args=extra_engine_args,
-            prefill_engine_args=prefill_engine_args, decode_engine_args=decode_engine_args,
-            num_workers=num_workers, num_prefill_workers=num_prefill_workers,
-            num_decode_workers=num_decode_workers, arrival_speedup_ratio=arrival_speedup_ratio,
-            router=router, router_config=router_config, trace_block_size=trace_block_size,
-            trace_format=trace_format, arrival_jitter=arrival_jitter, report_json=report_json,
-            report_html=report_html, requests_out=requests_out, replay_concurrency=replay_concurrency,
-            max_sim_time_seconds=max_sim_time_seconds, warmup_s=warmup_s, max_requests=max_requests,
-            start=start, duration=duration, sla_ttft_ms=sla_ttft_ms, sla_itl_ms=sla_itl_ms,
-            sla_e2e_ms=sla_e2e_ms, benchmark_granularity=benchmark_granularity, seed=seed,
-        ).items() if v is not None
-    }  # fmt: skip
-    if reference_steps:
-        flags["fast_forward"] = False
+    if trace is not None:
+        flags["trace"] = trace
     execute_run(flags, config, demo, quiet=quiet, progress=not (no_progress or quiet), console=out,
                 baselines=BaselineOptions(baselines_goal, None, baselines_executor, baselines_jobs) if baselines
                 else None)
@@ -141,7 +141,8 @@ def run(
 def trace_stats_cmd(
     trace: Annotated[str, typer.Argument(help="Trace file.")],
     trace_format: Annotated[str, typer.Option(help="auto | mooncake | azure | csv | jsonl.")] = "auto",
-    trace_block_size: Annotated[int, typer.Option(help="Tokens per trace hash block.")] = 512,
+    trace_block_size: Annotated[int, typer.Option(help="Tokens per trace hash block.", min=1)
+                                ] = DEFAULT_TRACE_BLOCK_SIZE,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Rate, ISL/OSL percentiles, burstiness and prefix reuse of a trace."""
@@ -167,7 +168,8 @@ def synth(
                                             "normal:3000,500, lognormal:7.5,0.8.")] = None,
     osl: Annotated[str | None, typer.Option(help="OSL distribution (same syntax).")] = None,
     cv: Annotated[float | None, typer.Option(help="bursty: coefficient of variation of inter-arrivals.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed. Range: >= 0, <= 4_294_967_295.",
+                                      callback=in_range(0, 2**32 - 1))] = 0,
 ) -> None:
     """Write a synthetic trace: Poisson, bursty (gamma inter-arrivals), or agentic multi-turn sessions."""
     from llmreplay.cli.synth_cmd import execute_synth
@@ -190,8 +192,9 @@ def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML): base run config and axes.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for results table, point reports, chart.")
                        ] = Path("sweep_out"),
-    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores).")] = None,
-    executor: Annotated[str, typer.Option(help="local (process pool) | ray (pip install 'llmreplay[ray]').")
+    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores). Range: >= 1, <= 1024.",
+                                             callback=in_range(1, 1024))] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) | ray (pip install 'llmreplay\\[ray]').")
                         ] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address, e.g. auto (default: local Ray).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print only the final table.")] = False,
@@ -270,14 +273,19 @@ app.add_typer(perf_app, name="perf")
 def perf_show(
     engine_args: Annotated[str | None, typer.Option("--engine-args", "--extra-engine-args",
                                                     help=f"Engine args: {JSON_HELP}.")] = None,
-    isl: Annotated[float, typer.Option(help="Input tokens per request, for the capacity.")] = 3000,
-    osl: Annotated[float, typer.Option(help="Output tokens per request, for the capacity.")] = 150,
-    itl: Annotated[float, typer.Option(help="ITL SLA (ms).")] = 50,
-    ttft: Annotated[float, typer.Option(help="TTFT SLA (ms), checked against one prompt's prefill.")] = 500,
+    isl: Annotated[float, typer.Option(help="Input tokens per request, for the capacity. Range: >= 1, <= "
+                                       "10_000_000.", callback=in_range(1, 1e7))] = 3000,
+    osl: Annotated[float, typer.Option(help="Output tokens per request, for the capacity. Range: >= 1, <= "
+                                       "10_000_000.", callback=in_range(1, 1e7))] = 150,
+    itl: Annotated[float, typer.Option(help="ITL SLA (ms). Range: > 0, <= 100_000_000.",
+                                       callback=in_range(0, 1e8, lo_open=True))] = 50,
+    ttft: Annotated[float, typer.Option(help="TTFT SLA (ms), checked against one prompt's prefill. Range: > 0, "
+                                        "<= 100_000_000.", callback=in_range(0, 1e8, lo_open=True))] = 500,
     html: Annotated[Path | None, typer.Option(help="Also draw the surfaces and capacity curve here (HTML).")] = None,
     plotlyjs: Annotated[str, typer.Option(help="inline (works offline) | cdn (smaller file).")] = "inline",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
-    granularity: Annotated[int, typer.Option(help="Planner bootstrap points per axis.")] = 8,
+    granularity: Annotated[int, typer.Option(help="Planner bootstrap points per axis. Range: >= 2, <= 64.",
+                                             callback=in_range(2, 64))] = 8,
 ) -> None:
     """Step times of an engine's perf model (prefill and decode) and the engine req/s the planner would compute."""
     from llmreplay.cli.perf_cmd import execute_perf_show
@@ -291,6 +299,11 @@ def main() -> None:
         app()
     except InputError as exc:
         report_input_error(exc)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        report_input_error(InputError(os_error_text(exc)))
         sys.exit(2)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from llmreplay.errors import InputError
@@ -124,14 +125,14 @@ def execute_compare(paths: list[Path], console: Console) -> None:
     if len(paths) < 2:
         raise InputError("compare: give at least two run report JSON files.")
     reports = [load_report(p) for p in paths]
-    names = _column_names(paths)
+    names = [escape(n) for n in _column_names(paths)]  # file names are user text, not console markup
     diff = differing_settings(reports)
     s = Table(title="llmreplay | compare: settings that differ", title_justify="left")
     s.add_column("setting", style="bold")
     for n in names:
         s.add_column(n, justify="right")
     for key, values in diff:
-        s.add_row(key, *values)
+        s.add_row(key, *(escape(str(v)) for v in values))
     if diff:
         console.print(s)
     else:

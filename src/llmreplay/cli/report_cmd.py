@@ -9,7 +9,8 @@ from rich.console import Console
 
 from llmreplay.cli.compare_cmd import load_report
 from llmreplay.errors import InputError
-from llmreplay.report.html import write_html_report
+from llmreplay.fileio import atomic_write, check_writable
+from llmreplay.report.html import render_html
 
 PLOTLYJS_CHOICES = ("inline", "cdn")
 
@@ -21,10 +22,14 @@ def execute_report(run_json: Path, output: Path, plotlyjs: str, console: Console
                          f"needs network to view), not {plotlyjs!r}.")
     if output.is_dir():
         output = output / (run_json.stem + ".html")
+    if output.resolve() == run_json.resolve():
+        raise InputError(f"-o {output} is the run report being read; writing it would destroy it. Choose another "
+                         "output path.")
+    check_writable(output, "-o/--output")
     report = load_report(run_json)
     t0 = time.perf_counter()
-    path = write_html_report(report, output, plotlyjs)
+    path = atomic_write(output, render_html(report, plotlyjs), "-o/--output")
     size_mb = path.stat().st_size / 1e6
     console.print(f"HTML report: {path} ({size_mb:.1f} MB, {time.perf_counter() - t0:.2f} s"
-                  + (", plotly.js from the CDN" if plotlyjs == "cdn" else "") + ")", highlight=False)
+                  + (", plotly.js from the CDN" if plotlyjs == "cdn" else "") + ")", highlight=False, markup=False)
     return path

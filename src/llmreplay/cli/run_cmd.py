@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from llmreplay.baselines import BaselineOptions, compute_baselines, console_lines
 from llmreplay.config import RunConfig, build_run_config, read_mapping_file
 from llmreplay.errors import InputError
+from llmreplay.outputs import plan_outputs
 from llmreplay.report.model import Baselines
 from llmreplay.report.table import print_summary
 from llmreplay.runner import RunOutput, prepare_trace, run, write_outputs
+from llmreplay.units import NS_PER_S
 
 
 def resolve_config(flags: dict[str, Any], config_file: Path | None, demo: bool) -> RunConfig:
@@ -37,19 +40,33 @@ def resolve_config(flags: dict[str, Any], config_file: Path | None, demo: bool) 
     return build_run_config(merged, source="llmreplay run")
 
 
+JSON_OPTIONS = ("extra_engine_args", "prefill_engine_args", "decode_engine_args", "planner_config", "router_config")
+
+
+def input_files(flags: dict[str, Any], config_file: Path | None) -> tuple[Path, ...]:
+    """Files named on the command line that the run reads (besides the trace): no output may replace them."""
+    files = [config_file] if config_file is not None else []
+    for key in JSON_OPTIONS:
+        value = flags.get(key)
+        if isinstance(value, str) and not value.strip().startswith("{"):
+            files.append(Path(value.strip().removeprefix("@")))
+    return tuple(files)
+
+
 def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, quiet: bool, progress: bool,
                 console: Console, baselines: BaselineOptions | None = None) -> RunOutput:
     cfg = resolve_config(flags, config_file, demo)
+    plan = plan_outputs(cfg, input_files(flags, config_file))  # before simulating: fail fast, clobber nothing
     show_bar = progress and sys.stdout.isatty()
     if show_bar:
         trace = prepare_trace(cfg)
-        end_s = max(float(trace.arrival_ns.max()) / 1e9, 1.0)
+        end_s = max(float(trace.arrival_ns.max()) / NS_PER_S, 1.0)
         with Progress(TextColumn("[bold]replaying[/]"), BarColumn(), TextColumn("{task.description}"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
             task = bar.add_task("", total=end_s)
 
             def tick(t_ns: int, finished: int) -> None:
-                t = t_ns / 1e9
+                t = t_ns / NS_PER_S
                 desc = f"sim {t:,.0f}/{end_s:,.0f} s · {finished:,} done"
                 bar.update(task, completed=min(t, end_s), description=desc)
 
@@ -58,14 +75,14 @@ def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, 
         result = run(cfg)
     if not quiet:
         for line in result.header:
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, markup=False)
         for w in result.warnings:
-            console.print(f"[yellow]note:[/] {w}", highlight=False)
+            console.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
     print_summary(result.model, console)
     if baselines is not None and result.model.planner is not None:
         add_baselines(cfg, result, baselines, console, show_status=progress and sys.stdout.isatty())
-    for line in write_outputs(cfg, result):
-        console.print(line, highlight=False)
+    for line in write_outputs(cfg, result, plan):
+        console.print(line, highlight=False, markup=False)
     return result
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmreplay.errors import InputError
+from llmreplay.fileio import check_writable
 from llmreplay.trace import synth
 from llmreplay.trace.synth import write_trace
 
@@ -19,7 +20,8 @@ def execute_synth(kind: str, output: Path, rate: float, duration: float | None, 
         raise InputError(f"synth: unknown kind '{kind}'; choose one of {', '.join(KINDS)}.")
     if duration is None and num_requests is None:
         raise InputError("synth: give --duration (seconds) or --num-requests.")
+    check_writable(output, "--output")  # before generating: a bad path fails at once
     trace = synth.generate(kind, rate=rate, duration_s=duration, num_requests=num_requests, isl=isl, osl=osl,
                            cv=cv, seed=seed)
-    write_trace(trace, output)
-    console.print(f"wrote {len(trace):,} requests to {output}", highlight=False)
+    write_trace(trace, output)  # atomic: a temporary file, then a rename
+    console.print(f"wrote {len(trace):,} requests to {output}", highlight=False, markup=False)

@@ -18,6 +18,7 @@ from llmreplay.engine.engine import Engine
 from llmreplay.engine.fpm import FpmLog
 from llmreplay.engine.perf.base import PerfModel
 from llmreplay.metrics.histogram import LogHistogram
+from llmreplay.units import NS_PER_S
 
 if TYPE_CHECKING:
     from llmreplay.cost.power import StepPower
@@ -147,7 +148,7 @@ class Pool:
                 break
             t_next = log[i + 1][0] if i + 1 < len(log) else horizon_ns
             total += n * (min(t_next, horizon_ns) - max(t, 0))
-        return total / 1e9
+        return total / NS_PER_S
 
     def gpu_hours(self, horizon_ns: int) -> float:
         return self.worker_seconds(horizon_ns) * self.spec.gpus_per_worker / 3600.0

@@ -30,24 +30,25 @@ DYNAMO_AIC_KEYS = ("aic_system", "aic_model_path", "aic_tp_size", "aic_backend")
 class EngineArgs(BaseModel):
     """Arguments of one engine replica (one worker). Unknown keys are an error."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
-    block_size: int = Field(16, gt=0, description="Tokens per KV block (vLLM's default 16).")
+    block_size: int = Field(16, gt=0, le=4096, description="Tokens per KV block (vLLM's default 16).")
     num_gpu_blocks: int | None = Field(
-        None, gt=0, description="KV blocks per worker. Unset: derived from GPU memory as vLLM does."
+        None, gt=0, le=1_000_000_000, description="KV blocks per worker. Unset: derived from GPU memory as vLLM does."
     )
-    max_num_seqs: int = Field(256, gt=0, description="Most requests running at once (vLLM).")
-    max_num_batched_tokens: int = Field(8192, gt=0, description="Token budget of one step (vLLM).")
+    max_num_seqs: int = Field(256, gt=0, le=1_000_000, description="Most requests running at once (vLLM).")
+    max_num_batched_tokens: int = Field(8192, gt=0, le=100_000_000, description="Token budget of one step (vLLM).")
     enable_prefix_caching: bool = Field(True, description="Keep freed full blocks cached by prefix hash.")
     enable_chunked_prefill: bool = Field(
         True, description="Split prompts longer than the step budget over several steps."
     )
-    startup_time: float = Field(0.0, ge=0, description="Seconds from a planner scale-up to the worker serving.")
-    speedup_ratio: float = Field(1.0, gt=0, description="Divide every step time by this factor.")
+    startup_time: float = Field(0.0, ge=0, le=1e6, description="Seconds from a planner scale-up to the worker serving.")
+    speedup_ratio: float = Field(1.0, ge=1e-6, le=1e6, description="Divide every step time by this factor.")
     preemption_mode: Literal["lifo", "fifo"] = Field(
         "lifo", description="Which running request is preempted when KV runs out: newest (vLLM) or oldest."
     )
-    max_model_len: int | None = Field(None, gt=0, description="Longest prompt+output allowed; unset: no limit.")
+    max_model_len: int | None = Field(None, gt=0, le=100_000_000,
+                                      description="Longest prompt+output allowed; unset: no limit.")
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="Share of GPU memory vLLM may use (weights + activations + KV)."
     )
@@ -55,9 +56,9 @@ class EngineArgs(BaseModel):
         "auto", description="KV cache element type; auto = the model's activation dtype (bf16)."
     )
     kv_transfer_bandwidth: float = Field(
-        64.0, gt=0, description="Disagg KV transfer link, GB/s (Dynamo's default 64: inter-node RDMA)."
+        64.0, ge=1e-3, le=1e6, description="Disagg KV transfer link, GB/s (Dynamo's default 64: inter-node RDMA)."
     )
-    kv_transfer_latency_ms: float = Field(0.0, ge=0, description="Fixed latency added to each KV transfer.")
+    kv_transfer_latency_ms: float = Field(0.0, ge=0, le=1e6, description="Fixed latency added to each KV transfer.")
     worker_type: Literal["aggregated", "agg", "prefill", "decode"] | None = Field(
         None, description="Disagg role of this pool's workers; must match the pool."
     )
@@ -68,7 +69,8 @@ class EngineArgs(BaseModel):
     model: str | None = Field(
         None, alias="aic_model_path", description="Model: a Hugging Face id we ship, or a config.json path."
     )
-    tp: int | None = Field(None, gt=0, alias="aic_tp_size", description="Tensor-parallel size (GPUs per worker).")
+    tp: int | None = Field(None, gt=0, le=1024, alias="aic_tp_size",
+                           description="Tensor-parallel size (GPUs per worker).")
     aic_backend: str | None = Field(None, description="Dynamo's AIC backend name (vllm, sglang, trtllm).")
 
     #: True when ``perf_model`` was not written and Dynamo's ``aic_*`` names selected AIC
@@ -132,12 +134,19 @@ def parse_engine_args(raw: dict[str, Any] | None, *, source: str = "engine args"
 
 
 def format_validation_error(exc: ValidationError, source: str, valid: list[str]) -> str:
+    """pydantic's errors as one paragraph: each names its field and what was given; the valid keys are listed
+    only when a key is unknown (a misspelt key is the one mistake the list helps with)."""
     parts: list[str] = []
+    unknown = False
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
+            unknown = True
             parts.append(f"unknown key '{loc}'")
+        elif not loc:  # a check across fields: the message names them
+            parts.append(msg)
         else:
-            got = err.get("input")
-            parts.append(f"field '{loc}': {err['msg']} (got {got!r})")
-    return f"{source}: " + "; ".join(parts) + ". Valid keys: " + ", ".join(valid) + "."
+            parts.append(f"field '{loc}': {msg} (got {err.get('input')!r})")
+    text = f"{source}: " + "; ".join(parts) + "."
+    return text + (" Valid keys: " + ", ".join(valid) + "." if unknown else "")

@@ -28,11 +28,11 @@ import numpy as np
 import numpy.typing as npt
 
 from llmreplay.metrics.records import RequestRecords, Status
+from llmreplay.units import NS_PER_MS as NS_PER_MS  # re-exported for metric code
+from llmreplay.units import NS_PER_S as NS_PER_S
 
 F64 = npt.NDArray[np.float64]
 BOOL = npt.NDArray[np.bool_]
-NS_PER_MS = 1_000_000
-NS_PER_S = 1_000_000_000
 
 #: statistics of a record metric, in the JSON report's order
 STAT_KEYS = ("avg", "min", "max", "p50", "p90", "p95", "p99", "std")

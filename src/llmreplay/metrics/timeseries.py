@@ -16,6 +16,7 @@ from llmreplay.cluster.pool import Pool
 from llmreplay.metrics import definitions as d
 from llmreplay.metrics.definitions import SlaJudgement
 from llmreplay.metrics.records import RequestRecords, Status
+from llmreplay.units import NS_PER_S, s_to_ns
 
 MAX_BINS = 400
 NICE_STEPS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -49,7 +50,7 @@ def _integral_per_bin(log: list[tuple[int, int]], wns: int, n: int, horizon_ns: 
         while a < b and v:
             i = min(a // wns, n - 1)
             edge = min(b, (i + 1) * wns)
-            out[i] += v * (edge - a) / 1e9
+            out[i] += v * (edge - a) / NS_PER_S
             a = edge
     return [round(float(x), 6) for x in out]
 
@@ -85,10 +86,10 @@ def build_timeseries(
     judgement: SlaJudgement | None,
     warmup_ns: int = 0,
 ) -> dict[str, Any]:
-    horizon_s = max(horizon_ns / 1e9, 1e-9)
+    horizon_s = max(horizon_ns / NS_PER_S, 1e-9)
     width = bin_width_s(horizon_s)
     n = max(1, math.ceil(horizon_s / width))
-    wns = int(width * 1e9)
+    wns = s_to_ns(width)
     edges_end = np.arange(1, n + 1, dtype=np.int64) * wns
     sent = rec.arrival_ns >= 0
     done = rec.status == Status.COMPLETED
@@ -156,8 +157,8 @@ def build_timeseries(
                 kv = queue = waiting = kv_tok = busy = np.full(n, np.nan)
             workers.append({
                 "id": w.id,
-                "started_s": round(w.created_ns / 1e9, 6),
-                "stopped_s": round(w.stopped_ns / 1e9, 6) if w.stopped_ns >= 0 else None,
+                "started_s": round(w.created_ns / NS_PER_S, 6),
+                "stopped_s": round(w.stopped_ns / NS_PER_S, 6) if w.stopped_ns >= 0 else None,
                 "kv_used_fraction_max": _nan_to_none(kv),
                 "queued_prefill_tokens_max": _nan_to_none(queue),
                 "waiting_max": _nan_to_none(waiting),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmreplay.cluster.worker import Worker
+from llmreplay.units import NS_PER_S
 
 
 @dataclass
@@ -88,7 +89,7 @@ def summarize(w: Worker, rec: dict[str, Sequence[int]], window_ns: int) -> Worke
         decode_kv_peak=float(kv_last.max()),
         prefill_tokens_per_step=prefill_tokens / max(float(steps.sum()), 1.0),
         kv_used_blocks_mean=used[0], kv_used_blocks_peak=used[1],
-        step_s_mean=total / 1e9 / max(float(steps.sum()), 1.0),
+        step_s_mean=total / NS_PER_S / max(float(steps.sum()), 1.0),
     )  # fmt: skip
 
 

@@ -39,8 +39,8 @@ from llmreplay.planner.config import TARGET_THRESHOLDS, PlannerConfig
 from llmreplay.planner.observe import FpmCursor, TrafficWindow, WorkerLoad, summarize
 from llmreplay.planner.predictors import Predictor, make_predictor
 from llmreplay.planner.regression import Regression, agg_regression, decode_regression, prefill_regression
+from llmreplay.units import NS_PER_S, s_to_ns
 
-NS = 1_000_000_000
 #: load ticks a scale-down looks back over: n−1 workers must have met sensitivity × SLA at the peak load of
 #: each of them. Dynamo judges one snapshot, so a lull of one tick removes a worker that the next burst needs
 #: back (flapping); a look-back longer than the reversal window (3 load intervals) prevents that.
@@ -204,8 +204,8 @@ class Planner:
         self.tp_window = TrafficWindow()  # since the last throughput tick
         self.predictors: dict[str, Predictor] = {k: make_predictor(self.cfg.load_predictor or "constant")
                                                  for k in ("rps", "isl", "osl")}
-        load_ns = int(self.cfg.load_adjustment_interval * NS)
-        tp_ns = int(self.cfg.throughput_adjustment_interval * NS)
+        load_ns = s_to_ns(self.cfg.load_adjustment_interval)
+        tp_ns = s_to_ns(self.cfg.throughput_adjustment_interval)
         periods = ([load_ns] if self.cfg.enable_load_scaling else []) + (
             [tp_ns] if self.cfg.enable_throughput_scaling else [])
         self.load_ns, self.tp_ns = load_ns, tp_ns
@@ -249,12 +249,12 @@ class Planner:
             for w in c.pool.workers:
                 if w.state != State.STOPPED:
                     w.engine.sync(now)
-        d = TickDiagnostics(t_s=round(now / NS, 6))
+        d = TickDiagnostics(t_s=round(now / NS_PER_S, 6))
         tp_due = self.cfg.enable_throughput_scaling and now - self.last_tp_ns >= self.tp_ns
         load_due = self.cfg.enable_load_scaling and now - self.last_load_ns >= self.load_ns
         loads = self._observe(now)
         win = self.window
-        span_s = (now - self.last_load_ns) / NS if load_due else (now - self.last_tick_ns) / NS
+        span_s = (now - self.last_load_ns) / NS_PER_S if load_due else (now - self.last_tick_ns) / NS_PER_S
         d.observed_rps = _r(win.arrivals / span_s) if span_s > 0 else None
         d.observed_isl = _r(win.mean_isl)
         d.observed_osl = _r(win.mean_osl)
@@ -307,7 +307,7 @@ class Planner:
                     x = _features(c.role, rec, i)
                     if x is not None:
                         steps = rec["steps"][i]
-                        c.regression.add(x, (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS)
+                        c.regression.add(x, (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS_PER_S)
                         new_obs += 1
                 if w.state == State.ACTIVE:
                     s = summarize(w, rec, window)
@@ -324,7 +324,7 @@ class Planner:
     # ------------------------------------------------------------------ throughput scaling
     def _throughput(self, now: int, d: TickDiagnostics) -> None:
         win = self.tp_window
-        span_s = (now - self.last_tp_ns) / NS
+        span_s = (now - self.last_tp_ns) / NS_PER_S
         if win.arrivals:
             self.predictors["rps"].add(win.arrivals / span_s)
             self.predictors["isl"].add(win.mean_isl)
@@ -545,7 +545,7 @@ class Planner:
                 setattr(d, key, "capped_by_gpu_budget")
                 if not self.budget_warned:
                     self.warnings.append(
-                        f"max_gpu_budget {self.cfg.max_gpu_budget} bound at t={now / NS:.0f}s: the planner "
+                        f"max_gpu_budget {self.cfg.max_gpu_budget} bound at t={now / NS_PER_S:.0f}s: the planner "
                         f"wanted more than {ceiling} workers of {c.gpus} GPU(s)."
                     )
                     self.budget_warned = True
@@ -554,7 +554,7 @@ class Planner:
         if target == current:
             return
         reason = "scale_up" if target > current else "scale_down"
-        self.events.append(ScalingEvent(round(now / NS, 6), c.name if len(self.components) > 1 else "agg",
+        self.events.append(ScalingEvent(round(now / NS_PER_S, 6), c.name if len(self.components) > 1 else "agg",
                                         current, target, reason))
         if target > current:
             for _ in range(target - current):

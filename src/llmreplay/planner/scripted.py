@@ -26,8 +26,8 @@ from llmreplay.errors import InputError
 from llmreplay.fileio import read_text
 from llmreplay.planner.config import PlannerConfig
 from llmreplay.planner.planner import ScalingEvent
+from llmreplay.units import NS_PER_S, s_to_ns
 
-NS = 1_000_000_000
 COLUMNS = ("t_s", "component", "replicas")
 
 
@@ -98,20 +98,20 @@ class ScriptedPolicy:
         assert self.cfg.schedule is not None  # checked by PlannerConfig
         self.schedule = load_schedule(self.cfg.schedule, components)
         #: the distinct change times, in ns: the replay calls :meth:`apply` at each
-        self.times_ns = sorted({round(r.t_s * NS) for r in self.schedule})
+        self.times_ns = sorted({s_to_ns(r.t_s) for r in self.schedule})
 
     def apply(self, now: int, start_worker: Any) -> None:
         """Bring every component with a row at ``now`` to its scheduled count."""
         t0 = time.perf_counter()
         for row in self.schedule:
-            if round(row.t_s * NS) != now:
+            if s_to_ns(row.t_s) != now:
                 continue
             pool = self.pools[row.component]
             current = pool.count(State.STARTING, State.ACTIVE)
             if row.replicas == current:
                 continue
             reason = "scale_up" if row.replicas > current else "scale_down"
-            self.events.append(ScalingEvent(round(now / NS, 6), row.component, current, row.replicas, reason))
+            self.events.append(ScalingEvent(round(now / NS_PER_S, 6), row.component, current, row.replicas, reason))
             for _ in range(row.replicas - current):
                 start_worker(pool, now)
             for _ in range(current - row.replicas):

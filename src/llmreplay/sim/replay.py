@@ -33,6 +33,7 @@ from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords, Status
 from llmreplay.sim.events import EventQueue, Kind
 from llmreplay.trace.model import Trace
+from llmreplay.units import NS_PER_MS, NS_PER_S, s_to_ns
 
 _NEVER = 1 << 62  # a time after every event
 
@@ -204,7 +205,7 @@ class Replay:
                 self._on_worker_ready(payload, t)
             if progress is not None and t >= next_progress:
                 progress(t, self.finished_count)
-                next_progress = t + 1_000_000_000
+                next_progress = t + NS_PER_S
         end = self.now if horizon is None else horizon
         if horizon is not None:
             for w in self.all_workers:
@@ -254,7 +255,7 @@ class Replay:
     def start_worker(self, pool: Pool, now: int) -> Worker:
         """Provision a worker (planner scale-up): billed now, routable after ``startup_time``."""
         w = pool.start_worker(now)
-        startup = int(pool.spec.args.startup_time * 1e9)
+        startup = s_to_ns(pool.spec.args.startup_time)
         if startup <= 0:
             self._on_worker_ready(w, now)
         else:
@@ -465,8 +466,8 @@ def transfer_ns(prompt_tokens: int, prefill: PoolSpec) -> int:
     prefill worker's link, plus the fixed latency (engine args ``kv_transfer_bandwidth`` GB/s,
     ``kv_transfer_latency_ms``)."""
     args = prefill.args
-    seconds = prompt_tokens * prefill.kv_bytes_per_token / (args.kv_transfer_bandwidth * 1e9)
-    return round(seconds * 1e9 + args.kv_transfer_latency_ms * 1e6)
+    seconds = prompt_tokens * prefill.kv_bytes_per_token / (args.kv_transfer_bandwidth * 1e9)  # GB/s
+    return round(seconds * NS_PER_S + args.kv_transfer_latency_ms * NS_PER_MS)
 
 
 def _decode_copy(req: Request) -> Request:

@@ -33,13 +33,12 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 
 from llmreplay.errors import InputError
-from llmreplay.trace.model import I64, MAX_SPAN_NS, Trace
+from llmreplay.trace.model import DEFAULT_BLOCK_SIZE, I64, MAX_SPAN_NS, Trace
 from llmreplay.trace.transform import dense_sessions, take_rows
+from llmreplay.units import NS_PER_MS, NS_PER_S
 
 FORMATS = ("auto", "mooncake", "azure", "csv", "jsonl")
 
-NS_PER_MS = 1_000_000
-NS_PER_S = 1_000_000_000
 MISSING = int(np.iinfo(np.int64).min)  # "field absent" in the raw timestamp and delay columns
 _MAX_INT = 2**62  # larger integers cannot be right and would overflow int64 arithmetic
 #: the longest line a trace may have. One Mooncake line with 10^5 hash ids is about 1-2 MB, so 16 MiB admits
@@ -93,7 +92,7 @@ def _i64(values: Any) -> I64:
 
 
 # ---------------------------------------------------------------------------------------------- entry point
-def load_trace(path: str | Path, fmt: str = "auto", block_size: int = 512) -> Trace:
+def load_trace(path: str | Path, fmt: str = "auto", block_size: int = DEFAULT_BLOCK_SIZE) -> Trace:
     """Load a trace file into a :class:`Trace` (arrivals normalised to start at 0, stably sorted).
 
     ``fmt``: ``auto`` (by extension and first line), ``mooncake``, ``jsonl`` (generic JSON lines; parsed like

@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from llmreplay.units import NS_PER_S as NS_PER_S  # re-exported: trace code reads it from here
+
 I64 = npt.NDArray[np.int64]
 
-NS_PER_S = 1_000_000_000
 #: the longest time span a trace may cover: arrival times are int64 ns, and 2^62 ns (146 years) leaves room for
 #: the replay's sums (an arrival plus a think time plus a step never wraps around)
 MAX_SPAN_NS = 2**62
 MAX_SPAN_S = MAX_SPAN_NS / NS_PER_S
+
+#: Tokens per prefix hash block when a trace does not say: Mooncake's 512
+DEFAULT_BLOCK_SIZE = 512
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Trace:
     session: I64
     delay_ns: I64
     line: I64
-    block_size: int = 512
+    block_size: int = DEFAULT_BLOCK_SIZE
     source: str = "<memory>"
     format: str = "generic"
     notes: list[str] = field(default_factory=list)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from llmreplay.trace.model import I64, NS_PER_S, Trace
@@ -112,7 +113,8 @@ def trace_stats(trace: Trace) -> dict[str, Any]:
 
 def render_trace_stats(stats: dict[str, Any], console: Console) -> None:
     """Print ``stats`` (from :func:`trace_stats`) as a rich table."""
-    table = Table(title=f"trace {stats['source']} ({stats['format']})", show_header=True, header_style="bold")
+    table = Table(title=escape(f"trace {stats['source']} ({stats['format']})"), show_header=True,
+                  header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     n = stats["requests"]
@@ -148,4 +150,4 @@ def render_trace_stats(stats: dict[str, Any], console: Console) -> None:
         table.add_row("sessions", f"{stats['sessions']:,} ({stats['session_turns_mean']:.1f} turns each)")
     console.print(table)
     for note in stats.get("notes", []):
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, markup=False)

@@ -31,8 +31,9 @@ import numpy.typing as npt
 
 from llmreplay.errors import InputError
 from llmreplay.fileio import atomic_open
-from llmreplay.trace.model import I64, MAX_SPAN_S, NS_PER_S, Trace
+from llmreplay.trace.model import DEFAULT_BLOCK_SIZE, I64, MAX_SPAN_S, NS_PER_S, Trace
 from llmreplay.trace.transform import dense_sessions, take_rows
+from llmreplay.units import s_to_ns
 
 F64 = npt.NDArray[np.float64]
 Rng = np.random.Generator
@@ -205,7 +206,7 @@ def _trace(arrival_s: F64, isl: I64, osl: I64, offsets: I64, ids: I64, kind: str
 # ---------------------------------------------------------------------------------------------- generators
 def poisson(rate: float, duration_s: float | None = None, num_requests: int | None = None,
             isl_dist: str | Dist | None = None, osl_dist: str | Dist | None = None, seed: int = 0,
-            block_size: int = 512) -> Trace:
+            block_size: int = DEFAULT_BLOCK_SIZE) -> Trace:
     """Poisson arrivals at ``rate`` requests/s; every request has its own (unshared) hash blocks."""
     _check_size(rate, duration_s, num_requests)
     isl_d, osl_d = _dist(isl_dist, DEFAULT_ISL, "ISL"), _dist(osl_dist, DEFAULT_OSL, "OSL")
@@ -221,7 +222,7 @@ def poisson(rate: float, duration_s: float | None = None, num_requests: int | No
 def bursty(rate: float, duration_s: float | None = None, num_requests: int | None = None,
            cv: float | None = None, on_s: float | None = None, off_s: float | None = None,
            isl_dist: str | Dist | None = None, osl_dist: str | Dist | None = None, seed: int = 0,
-           block_size: int = 512) -> Trace:
+           block_size: int = DEFAULT_BLOCK_SIZE) -> Trace:
     """Bursty arrivals with mean rate ``rate``: gamma inter-arrivals with coefficient of variation ``cv``
     (default 3; cv = 1 is Poisson), or on/off: Poisson at ``rate * (on_s + off_s) / on_s`` during ``on_s``
     seconds, then nothing for ``off_s`` seconds, repeating (starting with an on period)."""
@@ -263,7 +264,7 @@ def bursty(rate: float, duration_s: float | None = None, num_requests: int | Non
 
 def agentic(rate: float, duration_s: float | None = None, num_requests: int | None = None,
             step_dist: str | Dist | None = None, osl_dist: str | Dist | None = None, seed: int = 0,
-            block_size: int = 512, turns: str | Dist = "uniform:2,10", system_tokens: int = 5000,
+            block_size: int = DEFAULT_BLOCK_SIZE, turns: str | Dist = "uniform:2,10", system_tokens: int = 5000,
             groups: int = 8, think_s: float = 2.0) -> Trace:
     """Multi-turn agent sessions whose prompts grow each turn and share prefixes.
 
@@ -351,7 +352,7 @@ def agentic(rate: float, duration_s: float | None = None, num_requests: int | No
                 isl_l.append(prompt)
                 osl_l.append(int(outs[k]))
                 sess_l.append(s)
-                delay_l.append(-1 if k == 0 else round(float(thinks[k]) * NS_PER_S))
+                delay_l.append(-1 if k == 0 else s_to_ns(float(thinks[k])))
                 blocks.append(cur)
                 prev_blocks = cur
                 total += 1
@@ -382,7 +383,7 @@ KINDS = ("poisson", "bursty", "agentic")
 
 def generate(kind: str, *, rate: float, duration_s: float | None = None, num_requests: int | None = None,
              isl: str | None = None, osl: str | None = None, cv: float | None = None, seed: int = 0,
-             block_size: int = 512) -> Trace:
+             block_size: int = DEFAULT_BLOCK_SIZE) -> Trace:
     """The CLI's entry point. For ``agentic``, ``isl`` is the tokens each turn adds (prompts grow)."""
     if kind == "poisson":
         return poisson(rate, duration_s, num_requests, isl, osl, seed, block_size)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from llmreplay.errors import InputError
 from llmreplay.trace.model import I64, MAX_SPAN_NS, MAX_SPAN_S, NS_PER_S, Trace
+from llmreplay.units import s_to_ns
 
 
 def take_rows(trace: Trace, idx: npt.NDArray[np.integer]) -> Trace:
@@ -168,7 +169,7 @@ def parse_jitter(spec: str) -> float:
 
 def _to_ns(seconds: float) -> int:
     """Seconds → int ns, saturating at :data:`MAX_SPAN_NS` (a window past any trace's end, not an overflow)."""
-    return MAX_SPAN_NS if seconds >= MAX_SPAN_S else round(seconds * NS_PER_S)
+    return MAX_SPAN_NS if seconds >= MAX_SPAN_S else s_to_ns(seconds)
 
 
 def jitter_arrivals(trace: Trace, spec: str, seed: int) -> Trace:
@@ -178,7 +179,7 @@ def jitter_arrivals(trace: Trace, spec: str, seed: int) -> Trace:
     Later turns of a session move by the offset of the session's first turn, so turn order and recorded gaps
     are kept (their release still follows the previous turn's completion).
     """
-    width_ns = round(parse_jitter(spec) * NS_PER_S)
+    width_ns = s_to_ns(parse_jitter(spec))
     n = len(trace)
     if width_ns <= 0 or n == 0:
         return _normalise(take_rows(trace, np.arange(n, dtype=np.int64)))

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from llmreplay.errors import InputError
+from llmreplay.units import NS_PER_S
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -32,7 +33,7 @@ DecodeFn = Callable[["PerfModel", int, I64], F64]
 MAX_STEP_S = 86_400.0
 #: the smallest engine ``speedup_ratio`` that keeps a ``MAX_STEP_S`` step representable: int64 ns hold
 #: 2^62 ns with room for sums
-MIN_SPEEDUP_RATIO = MAX_STEP_S * 1e9 / 2**62
+MIN_SPEEDUP_RATIO = MAX_STEP_S * NS_PER_S / 2**62
 
 
 class PerfModel(ABC):
@@ -147,7 +148,7 @@ def to_ns(seconds: F64, speedup_ratio: float) -> I64:
     """Seconds → integer nanoseconds (>= 1) after dividing by the engine's ``speedup_ratio``. All engine
     time is integer ns, so a fast-forwarded sum equals the step-by-step sum bit for bit."""
     _check_speedup(speedup_ratio)
-    ns = np.rint(np.asarray(seconds, dtype=np.float64) * (1e9 / speedup_ratio)).astype(np.int64)
+    ns = np.rint(np.asarray(seconds, dtype=np.float64) * (NS_PER_S / speedup_ratio)).astype(np.int64)
     return np.maximum(ns, 1)
 
 
@@ -155,5 +156,5 @@ def seconds_to_ns(seconds: float, speedup_ratio: float) -> int:
     """:func:`to_ns` of one value without numpy's per-call cost, bit for bit the same: the product is the
     same IEEE double and Python's ``round`` rounds half to even, as ``np.rint`` does."""
     _check_speedup(speedup_ratio)
-    ns = round(float(seconds) * (1e9 / speedup_ratio))
+    ns = round(float(seconds) * (NS_PER_S / speedup_ratio))
     return ns if ns > 1 else 1

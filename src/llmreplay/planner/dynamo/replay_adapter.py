@@ -29,8 +29,7 @@ from llmreplay.planner.dynamo.policy import DynamoPolicy, ScheduledTick, TickInp
 from llmreplay.planner.dynamo.settings import Capabilities, settings_from_config
 from llmreplay.planner.dynamo.state import WorkerCounts
 from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r
-
-NS = 1_000_000_000
+from llmreplay.units import NS_PER_S as NS
 
 
 @dataclass
