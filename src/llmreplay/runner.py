@@ -26,6 +26,7 @@ from llmreplay.engine.perf.registry import build_engine_perf_model
 from llmreplay.errors import InputError
 from llmreplay.metrics.definitions import Sla, block_hit_rate, judge, ratio
 from llmreplay.metrics.histogram import LogHistogram
+from llmreplay.metrics.misses import miss_reasons
 from llmreplay.metrics.records import RequestRecords
 from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
@@ -254,6 +255,10 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
         sla = Sla(planner.cfg.ttft, planner.cfg.itl, None)
     judgement = judge(rec, sla, warmup_ns) if sla.any else None
     sla_out = compute_sla(sla, judgement, metrics["duration_s"])
+    timeseries = build_timeseries(rec, result.pools, result.horizon_ns, judgement, warmup_ns)
+    if judgement is not None:
+        sla_out["miss_reasons"] = miss_reasons(rec, judgement, sla, result.pools, timeseries["bin_s"],
+                                               timeseries["t_s"][0])
     horizon = result.horizon_ns
     pools_out: dict[str, Any] = {}
     gpu_hours = 0.0
@@ -326,7 +331,7 @@ def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayRes
                  "reversals": count_reversals(events, reversal_window),
                  **energy_summary(result.pools, horizon, int(rec.osl[rec.completed].sum()))},
         "pools": pools_out,
-        "timeseries": build_timeseries(rec, result.pools, horizon, judgement, warmup_ns),
+        "timeseries": timeseries,
         "planner": None if planner is None else {**planner.report(),
                                                   "config": planner.cfg.model_dump()},
         "sim": {

@@ -150,3 +150,154 @@ def test_real_conversation_report_renders(browser: Browser, tmp_path: Path,
         assert errors == []
     finally:
         page.close()
+
+
+# ------------------------------------------------------------------------------------------------ issue #17
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunReport]:
+    """The demo as a user runs it: fixed workers with an SLA, and the planner example (SLA from its targets)."""
+    from typer.testing import CliRunner
+
+    from llmreplay.cli.app import app
+    from llmreplay.report.model import load_report
+
+    tmp = tmp_path_factory.mktemp("demo")
+    runs = {"fixed": ["--num-workers", "3", "--sla-ttft-ms", "1500", "--sla-itl-ms", "50"],
+            "planner": ["--num-workers", "1", "--planner-config", str(REPO / "examples" / "demo_planner.json")],
+            "no-sla": ["--num-workers", "3"]}
+    out = {}
+    for name, args in runs.items():
+        res = CliRunner().invoke(app, ["run", "--demo", *args, "--report-json", str(tmp / f"{name}.json")])
+        assert res.exit_code == 0, res.output
+        out[name] = load_report(tmp / f"{name}.json")
+    return out
+
+
+def _percent(text: str) -> float:
+    m = re.search(r"(\d+(?:\.\d+)?) %", text)
+    assert m, text
+    return float(m.group(1)) / 100
+
+
+def test_verdict_split_reads_and_sums(browser: Browser, tmp_path: Path, demo_runs: dict[str, RunReport]) -> None:
+    report = demo_runs["fixed"]
+    page, errors = _open(browser, report, tmp_path, "verdict")
+    try:
+        spans = page.eval_on_selector_all("#llmreplay-split .split",
+                                          "els => els.map(e => [e.dataset.key, e.textContent])")
+        shown = {k: _percent(t) for k, t in spans}
+        assert set(shown) == {"within_ttft", "within_itl", "within_ttft_and_itl", "missed_both"}
+        # inclusion–exclusion over the same requests: TTFT ∪ ITL ∪ neither is everyone (display truncates 0.1 %)
+        total = shown["within_ttft"] + shown["within_itl"] - shown["within_ttft_and_itl"] + shown["missed_both"]
+        assert total == pytest.approx(1.0, abs=0.003)
+        assert shown["within_ttft_and_itl"] == pytest.approx(report.sla.attainment, abs=0.001)
+        head = page.inner_text("#llmreplay-verdict")
+        assert f"{_percent_text(report.sla.attainment)} of requests within SLA" in head
+        # the reasons add up to the misses, each with the windows where it happened
+        misses = report.sla.miss_reasons or []
+        assert misses and sum(m.requests for m in misses) == (report.sla.population or 0) - (
+            report.sla.good_requests or 0)
+        items = page.eval_on_selector_all("#llmreplay-misses li", "els => els.map(e => e.textContent)")
+        assert items[0].startswith(misses[0].reason) and re.search(r"\d+:\d\d–\d+:\d\d", items[0])
+        # the TTFT card shows p90 (the percentile the 90 % goal judges), red when fewer than 90 % met the SLA
+        card = page.inner_text(".cards")
+        assert "TTFT P90" in card.upper()
+        assert errors == []
+    finally:
+        page.close()
+
+
+def _percent_text(v: float | None) -> str:
+    from llmreplay.metrics.definitions import format_share
+
+    assert v is not None
+    return format_share(v)
+
+
+def _hover_text(page: Page, trace_index: int, point: int) -> str:
+    text: str = page.evaluate(
+        """([i, p]) => { const gd = document.getElementById('llmreplay-timeline'); const tr = gd.data[i];
+             Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: p}], (tr.xaxis || 'x') + (tr.yaxis || 'y'));
+             const el = document.querySelector('#llmreplay-timeline .hoverlayer');
+             return el ? el.textContent : ''; }""", [trace_index, point])
+    return text
+
+
+def test_decision_hover_carries_its_estimates_and_click_highlights(
+        browser: Browser, tmp_path: Path, demo_runs: dict[str, RunReport]) -> None:
+    report = demo_runs["planner"]
+    page, errors = _open(browser, report, tmp_path, "decisions")
+    try:
+        traces = page.evaluate("() => document.getElementById('llmreplay-timeline').data.map("
+                               "t => [t.name, (t.meta || {}).decision || null, (t.x || []).length])")
+        i = next(k for k, (name, kind, n) in enumerate(traces) if kind == "load" and name == "scale_up" and n)
+        text = _hover_text(page, i, 0)
+        assert "scale_up" in text and re.search(r"^\d+:\d\d", text.strip()), text
+        assert "estimated TTFT" in text and "SLA 2,000 ms" in text and "replicas" in text, text
+        x = page.evaluate("(i) => document.getElementById('llmreplay-timeline').data[i].x[0]", i)
+        page.evaluate("""(i) => { const gd = document.getElementById('llmreplay-timeline');
+                         gd.emit('plotly_click', {points: [{x: gd.data[i].x[0], data: gd.data[i]}]}); }""", i)
+        page.wait_for_function("window.llmreplayReport.highlighted !== null")
+        lo, hi = page.evaluate("() => window.llmreplayReport.highlighted")
+        assert hi == pytest.approx(x) and hi - lo == pytest.approx(5.0)  # the load interval it looked at
+        shapes = page.evaluate("() => document.getElementById('llmreplay-timeline').layout.shapes")
+        assert len(shapes) == 1 and shapes[0]["yref"] == "paper"  # across every linked chart
+        assert page.inner_text("#llmreplay-highlight").startswith("highlighted")
+        # every other hover starts with the time in the same m:ss format as the axes
+        j = next(k for k, (name, kind, n) in enumerate(traces) if name == "observed avg" and n)
+        assert re.match(r"\s*\d+:\d\d · observed avg", _hover_text(page, j, 0))
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_demo_request_rate_is_a_rate_not_a_comb(browser: Browser, tmp_path: Path,
+                                                demo_runs: dict[str, RunReport]) -> None:
+    """The demo trace's timestamps step by 3 s: intervals are 3 s (or a multiple), so an interval is empty only
+    where the trace has no arrival in it; the interval control merges intervals with the right weights."""
+    import json
+
+    report = demo_runs["fixed"]
+    ts = report.timeseries
+    assert ts.arrival_quantum_s == 3.0 and ts.bin_s % 3.0 == 0
+    stamps = [json.loads(ln)["timestamp"] / 1000 for ln in
+              (REPO / "src" / "llmreplay" / "data" / "demo_mooncake_conversation.jsonl").read_text().splitlines()]
+    steps_without_arrivals = round(max(stamps) / 3) + 1 - len({round(s / 3) for s in stamps})
+    page, errors = _open(browser, report, tmp_path, "rate")
+    try:
+        rate: list[float | None] = page.evaluate(
+            """() => { const gd = document.getElementById('llmreplay-timeline');
+                       const tr = gd.data.find(t => (t.meta || {}).series === 'arrival_rps');
+                       return tr.y.filter((v, k) => k % 2 === 0); }""")
+        drawn = [v for v in rate if v is not None]
+        in_span = [v for v, t in zip(drawn, ts.t_s, strict=False) if t + ts.bin_s <= max(stamps) + 1.5]
+        assert sum(1 for v in in_span if v == 0) <= steps_without_arrivals
+        page.select_option("#llmreplay-interval", "5")
+        page.wait_for_function(f"window.llmreplayReport.intervalS > {ts.bin_s}")
+        merged: list[float | None] = page.evaluate(
+            """() => { const gd = document.getElementById('llmreplay-timeline');
+                       return gd.data.find(t => (t.meta || {}).series === 'arrival_rps').y; }""")
+        values = [v for v in merged[::2] if v is not None]
+        width = 5 * ts.bin_s
+        # a merged interval's rate is its arrivals / its width
+        assert values[0] == pytest.approx(sum(ts.arrivals[:5]) / width)
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_labels_follow_the_run(browser: Browser, tmp_path: Path, demo_runs: dict[str, RunReport]) -> None:
+    page, errors = _open(browser, demo_runs["no-sla"], tmp_path, "no-sla")
+    try:
+        titles = _titles(page, "llmreplay-timeline")
+        assert not any("SLA" in t for t in titles), titles
+        assert "dashed line" not in page.inner_text("#cdfs")
+        assert "NO SLA" in page.inner_text("#llmreplay-verdict")
+        body = page.inner_text("body")
+        assert "utilisation" not in body.lower()
+        assert errors == []
+    finally:
+        page.close()

@@ -1,7 +1,10 @@
 """Per-interval series for the report: traffic, latency, SLA attainment, workers, KV use and queues.
 
 Bins are equal slices of [0, horizon], at most ``MAX_BINS`` of them, so a report stays small however long
-the run. Per-worker series keep each bin's maximum (spikes survive downsampling).
+the run, and never narrower than the trace's arrival quantum (a trace whose timestamps step by 3 s binned at 1 s
+would show a comb of empty intervals). Per-worker series keep each bin's maximum (spikes survive downsampling).
+Per-interval counts (``arrivals``, ``latency_requests``, ``itl_requests``, ``sla_population``) ride along so the
+page can merge intervals (its interval control) with the right weights.
 """
 
 from __future__ import annotations
@@ -16,16 +19,46 @@ from llmreplay.cluster.pool import Pool
 from llmreplay.metrics import definitions as d
 from llmreplay.metrics.definitions import SlaJudgement
 from llmreplay.metrics.records import RequestRecords, Status
-from llmreplay.units import NS_PER_S, s_to_ns
+from llmreplay.units import NS_PER_S
 
 MAX_BINS = 400
 NICE_STEPS_S = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 F64 = npt.NDArray[np.float64]
 
 
-def bin_width_s(horizon_s: float) -> float:
+#: multiples of the arrival quantum an interval may span
+QUANTUM_MULTIPLES = (1, 2, 4, 5, 10, 20, 40, 50, 100, 200, 500, 1000)
+#: timestamp steps below this count as continuous arrivals
+MIN_QUANTUM_NS = 1_000_000
+
+
+def arrival_quantum_s(arrival_ns: npt.NDArray[np.int64]) -> float:
+    """The step arrival times come in, e.g. 3.0 for the Mooncake conversation trace (timestamps 0, 3000, 5999,
+    9000 ms: 3 s steps with 1 ms of rounding noise); 0.0 when arrivals are continuous. The step is the typical
+    smallest gap between distinct arrival times (rounded to the ms), accepted when every gap is a whole number
+    of steps within 2 ms or 1 %."""
+    t = np.unique(arrival_ns[arrival_ns >= 0])
+    if t.size < 3:
+        return 0.0
+    gaps = np.diff(t)
+    small = gaps[gaps < 1.5 * gaps.min()]
+    q = round(float(np.median(small)) / MIN_QUANTUM_NS) * MIN_QUANTUM_NS
+    if q < MIN_QUANTUM_NS:
+        return 0.0
+    k = np.round(gaps / q)
+    ok = (k >= 1) & (np.abs(gaps - k * q) <= np.maximum(2 * MIN_QUANTUM_NS, 0.01 * q))
+    return q / d.NS_PER_S if ok.all() else 0.0
+
+
+def bin_width_s(horizon_s: float, quantum_s: float = 0.0) -> float:
+    """The interval width: the narrowest "nice" step (or, for a quantised trace, multiple of its quantum) that
+    keeps the series within ``MAX_BINS`` intervals."""
+    if quantum_s > 0:
+        for k in QUANTUM_MULTIPLES:
+            if horizon_s / (k * quantum_s) <= MAX_BINS:
+                return k * quantum_s
     for step in NICE_STEPS_S:
-        if horizon_s / step <= MAX_BINS:
+        if step >= quantum_s and horizon_s / step <= MAX_BINS:
             return float(step)
     return float(math.ceil(horizon_s / MAX_BINS / 3600) * 3600)
 
@@ -41,15 +74,15 @@ def _binned_mean(idx: npt.NDArray[np.int64], values: F64, n: int) -> F64:
         return np.where(c > 0, s / np.maximum(c, 1), np.nan)
 
 
-def _integral_per_bin(log: list[tuple[int, int]], wns: int, n: int, horizon_ns: int) -> list[float]:
+def _integral_per_bin(log: list[tuple[int, int]], wns: int, n: int, horizon_ns: int, off: int = 0) -> list[float]:
     """Exact integral (value × seconds) of a step function (time, value) over each bin, up to the horizon."""
     out = np.zeros(n)
     for k, (t, v) in enumerate(log):
         t_end = log[k + 1][0] if k + 1 < len(log) else horizon_ns
-        a, b = max(t, 0), min(t_end, horizon_ns, n * wns)
+        a, b = max(t, 0), min(t_end, horizon_ns, n * wns - off)
         while a < b and v:
-            i = min(a // wns, n - 1)
-            edge = min(b, (i + 1) * wns)
+            i = min((a + off) // wns, n - 1)
+            edge = min(b, (i + 1) * wns - off)
             out[i] += v * (edge - a) / NS_PER_S
             a = edge
     return [round(float(x), 6) for x in out]
@@ -69,6 +102,19 @@ def _binned_p90(idx: npt.NDArray[np.int64], values: F64, n: int) -> list[float |
     return out
 
 
+def _active_per_bin(rec: RequestRecords, wns: int, n: int, off: int = 0) -> npt.NDArray[np.int64]:
+    """Requests in flight at some time in each bin: sent before the bin ends and not finished before it starts
+    (a request still running at the end counts to the last bin)."""
+    sent = rec.arrival_ns >= 0
+    start = np.minimum((rec.arrival_ns[sent] + off) // wns, n - 1)
+    fin = rec.finish_ns[sent]
+    end = np.where(fin >= 0, np.minimum((fin + off) // wns, n - 1), n - 1)
+    delta = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(delta, start, 1)
+    np.add.at(delta, end + 1, -1)
+    return np.cumsum(delta)[:n]
+
+
 def _step_series(log: list[tuple[int, int]], edges_ns: npt.NDArray[np.int64]) -> list[int]:
     """Value of a step function (time, value) at each bin end."""
     if not log:
@@ -86,16 +132,20 @@ def build_timeseries(
     judgement: SlaJudgement | None,
     warmup_ns: int = 0,
 ) -> dict[str, Any]:
-    horizon_s = max(horizon_ns / NS_PER_S, 1e-9)
-    width = bin_width_s(horizon_s)
-    n = max(1, math.ceil(horizon_s / width))
-    wns = s_to_ns(width)
-    edges_end = np.arange(1, n + 1, dtype=np.int64) * wns
+    horizon_s = max(horizon_ns / d.NS_PER_S, 1e-9)
+    quantum = arrival_quantum_s(rec.trace_arrival_ns)
+    width = bin_width_s(horizon_s, quantum)
+    wns = round(width * d.NS_PER_S)
+    # a quantised trace's intervals are centred on its arrival steps (edges half a step early), so arrivals a
+    # millisecond before their step (5,999 ms for 6 s) fall in the same interval as those on it
+    off = round(quantum * d.NS_PER_S / 2)
+    n = max(1, -(-(horizon_ns + off) // wns))
+    edges_end = np.arange(1, n + 1, dtype=np.int64) * wns - off
     sent = rec.arrival_ns >= 0
     done = rec.status == Status.COMPLETED
 
     def bins(times: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        return np.minimum(times // wns, n - 1).astype(np.int64)
+        return np.minimum((times + off) // wns, n - 1).astype(np.int64)
 
     arr_bin = bins(rec.arrival_ns[sent])
     fin_bin = bins(rec.finish_ns[done])
@@ -114,7 +164,8 @@ def build_timeseries(
 
     out: dict[str, Any] = {
         "bin_s": width,
-        "t_s": [round(i * width, 3) for i in range(n)],
+        "arrival_quantum_s": quantum,
+        "t_s": [round((i * wns - off) / d.NS_PER_S, 6) for i in range(n)],
         "arrivals": np.bincount(arr_bin, minlength=n)[:n].tolist(),
         "completions": np.bincount(fin_bin, minlength=n)[:n].tolist(),
         "arrival_rps": (np.bincount(arr_bin, minlength=n)[:n] / width).round(6).tolist(),
@@ -126,11 +177,18 @@ def build_timeseries(
         "osl_avg": _nan_to_none(_binned_mean(arr_bin, rec.osl[sent].astype(np.float64), n)),
         "prefix_cache_hit_rate": _nan_to_none(hit),
         "sla_attainment": None,
+        # weights for merging intervals: requests behind each per-interval average
+        "latency_requests": np.bincount(fin_bin[has_ttft], minlength=n)[:n].tolist(),
+        "itl_requests": np.bincount(itl_bins, minlength=n)[:n].tolist(),
+        "prompt_tokens": prompt.astype(np.int64).tolist(),
+        "sla_population": None,
+        "active_requests": _active_per_bin(rec, wns, n, off).tolist(),
     }
     if judgement is not None:
         # attainment by arrival interval: of the bin's requests in the attainment population, the share that met
         # the SLA (warm-up intervals have none: a gap)
         pop = judgement.population[sent]
+        out["sla_population"] = np.bincount(arr_bin[pop], minlength=n)[:n].tolist()
         out["sla_attainment"] = _nan_to_none(_binned_mean(arr_bin[pop], judgement.good[sent][pop].astype(np.float64),
                                                           n))
     pools_out: dict[str, Any] = {}
@@ -172,7 +230,7 @@ def build_timeseries(
             "gpus": [v * pool.spec.gpus_per_worker for v in _step_series(pool.provision_log, edges_end)],
             # exact GPU-seconds provisioned in each interval: their running sum ends at cost.gpu_hours
             "gpu_seconds": [x * pool.spec.gpus_per_worker
-                            for x in _integral_per_bin(pool.provision_log, wns, n, horizon_ns)],
+                            for x in _integral_per_bin(pool.provision_log, wns, n, horizon_ns, off)],
             "workers": workers,
         }
     out["pools"] = pools_out

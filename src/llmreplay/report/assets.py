@@ -22,7 +22,12 @@ h1 { font-size: 20px; margin: 0 0 4px; }
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 8px; margin: 6px 0 8px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px; }
 .card .k { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
-.card .big { font-size: 17px; font-weight: 600; margin-top: 2px; }
+.card .big { font-size: 17px; font-weight: 600; margin-top: 2px; white-space: nowrap; }
+.splits { display: flex; flex-wrap: wrap; gap: 6px 16px; margin-top: 6px; font-size: 13px; }
+.split b { font-variant-numeric: tabular-nums; }
+.misses { font-size: 13px; margin-top: 6px; } .misses ul { margin: 2px 0 0 18px; padding: 0; }
+.misses a.window { color: inherit; } .toolbar select { font: inherit; }
+.toolbar .highlight { color: #8a6d00; }
 .card .sub { font-size: 12px; color: var(--muted); margin-top: 2px; }
 .v.ok { color: var(--ok); } .v.bad { color: var(--bad); }
 .toolbar { position: sticky; top: 0; z-index: 10; background: rgba(255,255,255,.95); border-bottom: 1px solid
@@ -83,8 +88,76 @@ SCRIPT = """
       Plotly.relayout(gd, {'xaxis.range': [0, %(end)s], 'xaxis.autorange': false});
     });
   }
+  var state = {gd: gd, relabel: relabel, format: fmt, highlighted: null, intervalS: null};
+  // a click on a planner decision highlights its interval (the ticks it looked at) in every linked chart
+  var note = document.getElementById('llmreplay-highlight');
+  gd.on('plotly_click', function (ev) {
+    var pt = ev.points && ev.points[0];
+    if (!pt || !pt.data.meta || !pt.data.meta.decision) { return; }
+    var t = Number(pt.x), w = Number(pt.data.meta.interval_s) || 0;
+    var x0 = Math.max(0, t - w), x1 = Math.max(t, x0 + 1e-3);
+    state.highlighted = [x0, x1];
+    if (note) { note.textContent = 'highlighted ' + fmt(x0, 1) + '–' + fmt(x1, 1) + ': ' + pt.data.name; }
+    Plotly.relayout(gd, {shapes: [{type: 'rect', xref: 'x', yref: 'paper', x0: x0, x1: x1, y0: 0, y1: 1,
+                                   fillcolor: 'rgba(255, 193, 7, 0.22)', line: {width: 0}, layer: 'below'}]});
+  });
+  // the verdict's windows zoom every chart to where the misses happened
+  document.querySelectorAll('#llmreplay-misses a.window').forEach(function (a) {
+    a.addEventListener('click', function (ev) {
+      ev.preventDefault();
+      var s = Number(a.dataset.start), e = Number(a.dataset.end), pad = (e - s) * 0.5;
+      Plotly.relayout(gd, {'xaxis.range': [Math.max(0, s - pad), e + pad], 'xaxis.autorange': false});
+    });
+  });
+  // the interval control merges k report intervals into one, with each average weighted by its requests
+  var bins = %(bins)s, select = document.getElementById('llmreplay-interval');
+  function merged(key, k) {
+    var vals = bins.series[key], wts = bins.weights[key] ? bins.series[bins.weights[key]] : null;
+    var n = bins.t_s.length, out = [];
+    for (var j = 0; j * k < n; j++) {
+      var num = 0, den = 0, hi = Math.min(n, (j + 1) * k);
+      for (var b = j * k; b < hi; b++) {
+        if (key === 'arrival_rps') { num += (vals[b] || 0) * bins.bin_s; den += bins.bin_s; continue; }
+        if (vals[b] === null || vals[b] === undefined) { continue; }
+        var wt = wts ? (wts[b] || 0) : 1; num += vals[b] * wt; den += wt;
+      }
+      out.push(den > 0 ? num / den : null);
+    }
+    return out;
+  }
+  function setInterval_(k) {
+    if (!bins) { return; }
+    var w = bins.bin_s * k, idx = [], upd = {x: [], y: [], text: [], width: [], 'marker.color': []};
+    gd.data.forEach(function (tr, i) {
+      var key = tr.meta && tr.meta.series;
+      if (!key || !bins.series[key]) { return; }
+      var ys = merged(key, k), xs = [], yy = [], colours = [];
+      ys.forEach(function (v, j) {
+        var x = bins.t_s[0] + j * w;
+        if (tr.type === 'bar') {
+          if (v !== null) {
+            xs.push(x + w / 2); yy.push(v); colours.push(v >= bins.goal - 1e-12 ? bins.good : bins.bad);
+          }
+        } else if (v !== null) {
+          xs.push(x, x + w); yy.push(v, v);
+          if (j + 1 < ys.length && ys[j + 1] === null) { xs.push(x + w); yy.push(null); }
+        }
+      });
+      idx.push(i); upd.x.push(xs); upd.y.push(yy);
+      upd.text.push(xs.map(function (x) { return fmt(x, 1); }));
+      upd.width.push(tr.type === 'bar' ? w : undefined);
+      upd['marker.color'].push(tr.type === 'bar' ? colours : (tr.marker || {}).color);
+    });
+    state.intervalS = w;
+    if (idx.length) { Plotly.restyle(gd, upd, idx); }
+  }
+  if (select) {
+    select.addEventListener('change', function () { setInterval_(Number(select.value)); });
+    state.intervalS = bins ? bins.bin_s : null;
+  }
+  state.setInterval = setInterval_;
   // the ticks of the initial range come with the figure: no relayout needed at load
   showRange(gd._fullLayout.xaxis.range.map(Number));
-  window.llmreplayReport = {gd: gd, relabel: relabel, format: fmt};
+  window.llmreplayReport = state;
 })();
 """

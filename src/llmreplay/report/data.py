@@ -7,6 +7,7 @@ report, which the metric definitions (:mod:`llmreplay.metrics.definitions`) fill
 
 from __future__ import annotations
 
+import html
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -16,12 +17,14 @@ from typing import Any, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
-from llmreplay.metrics.definitions import ITL, PREFIX_HIT_RATE, REQUEST_LATENCY, SLA_ATTAINMENT, TTFT
+from llmreplay.metrics.definitions import PREFIX_HIT_RATE, SLA_ATTAINMENT
 from llmreplay.report.model import PlannerTick, RunReport, WorkerSeries
 from llmreplay.report.style import (
     AGG_COLOUR,
+    BAD_COLOUR,
     ESTIMATE_COLOUR,
     FALLBACK_COLOURS,
+    GOOD_COLOUR,
     LOAD_REASON_COLOURS,
     NEUTRAL_COLOUR,
     OBSERVED_COLOUR,
@@ -57,16 +60,23 @@ def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def step_segments(t: F64, y: F64, width: float) -> tuple[F64, F64]:
+def step_segments(t: F64, y: F64, width: float, active: F64 | None = None) -> tuple[F64, F64]:
     """Per-interval values as flat segments [t, t + width) joined where bins are adjacent and broken (NaN) after
     a bin with no value, drawn with a plain line. Unlike ``line_shape='hv'``, a lone bin between two empty ones
-    still shows. Each finite value appears twice in a row in the output."""
+    still shows. Each finite value appears twice in a row in the output. With ``active`` (requests in flight per
+    bin), a run of empty bins in which requests were in flight is bridged (the line joins across it): the line
+    breaks only where nothing was in flight."""
     ok = np.isfinite(y)
     idx = np.flatnonzero(ok)
     if idx.size == 0:
         return np.zeros(0), np.zeros(0)
     brk = np.ones(idx.size, dtype=bool)  # break after this bin?
     brk[:-1] = idx[1:] != idx[:-1] + 1
+    if active is not None and active.size == y.size:
+        busy = np.nan_to_num(active) > 0
+        for k in np.flatnonzero(brk[:-1]):
+            if busy[idx[k] + 1:idx[k + 1]].all():
+                brk[k] = False
     brk[-1] = False
     n = 2 * idx.size + int(brk.sum())
     xs = np.empty(n)
@@ -219,6 +229,7 @@ class Line:
     fill: str | None = None
     opacity: float = 1.0
     hover: str | None = None  # hovertemplate
+    series: str | None = None  # the timeseries key it draws (the page's interval control redraws it)
 
 
 def _bins(report: RunReport) -> tuple[F64, float]:
@@ -229,12 +240,14 @@ def _bins(report: RunReport) -> tuple[F64, float]:
 
 
 def _ts_step(report: RunReport, key: str) -> tuple[F64, F64, str]:
-    """A per-interval series of ``timeseries`` as flat segments, and the plot mode that suits its sparsity."""
+    """A per-interval series of ``timeseries`` as flat segments (bridged across empty intervals while requests
+    were in flight), and the plot mode that suits its sparsity."""
     t, w = _bins(report)
     y = _f64(report.timeseries.series(key))
     if y.size != t.size:
         return np.zeros(0), np.zeros(0), "lines"
-    return (*step_segments(t, y, w), _sparse_mode(y))
+    active = _f64(report.timeseries.active_requests)
+    return (*step_segments(t, y, w, active if active.size == t.size else None), _sparse_mode(y))
 
 
 def _sparse_mode(y: F64) -> str:
@@ -294,7 +307,7 @@ def traffic_data(report: RunReport, what: str) -> list[Line]:
     x, y, mode = _ts_step(report, key)
     lines: list[Line] = []
     if _has(y):
-        lines.append(Line("observed", x, y, OBSERVED_COLOUR, width=1.5, mode=mode))
+        lines.append(Line("observed", x, y, OBSERVED_COLOUR, width=1.5, mode=mode, series=key))
     px, py = _tick_series(planner_ticks(report), f"predicted_{what}", drop_null=True)
     if _has(py):
         lines.append(Line("predicted (planner)", px, py, PREDICTED_COLOUR, dash="dot", shape="hv", width=2.2,
@@ -309,7 +322,7 @@ def latency_data(report: RunReport, metric: str) -> list[Line]:
     lines: list[Line] = []
     if _has(y):
         lines.append(Line("observed avg", x, y, OBSERVED_COLOUR, width=1.5, mode=mode,
-                          hover="observed avg %{y:,.1f} ms<extra></extra>"))
+                          hover="observed avg %{y:,.1f} ms<extra></extra>", series=f"{metric}_ms_avg"))
     ticks = planner_ticks(report)
     ex, ey = _tick_series(ticks, f"est_{metric}_ms")
     if _has(ey):
@@ -509,6 +522,7 @@ class DecisionTrack:
     label: str  # "agg", "prefill", "decode"
     y: float  # track position: agg 1; disagg prefill 2, decode 1
     points: dict[str, tuple[F64, F64]]  # reason → (t, y with the reason's offset)
+    hovers: dict[str, list[str]] = field(default_factory=dict)  # reason → each point's diagnostics (HTML)
 
 
 def reason_colour(kind: str, reason: str, known: Iterable[str] = ()) -> str:
@@ -532,16 +546,96 @@ def decision_data(report: RunReport, kind: str) -> list[DecisionTrack]:
     tracks: list[DecisionTrack] = []
     for label, ypos, keys in tracks_def:
         pts: dict[str, tuple[list[float], list[float]]] = {}
+        hovers: dict[str, list[str]] = {}
+        prev: PlannerTick | None = None
         for t in ticks:
             r = next((t.get(k) for k in keys if t.get(k) is not None), None)
-            if r is None:
-                continue
-            xs, ys = pts.setdefault(str(r), ([], []))
-            xs.append(float(t.t_s))
-            ys.append(ypos + REASON_OFFSET.get(str(r), 0.0))
+            if r is not None:
+                xs, ys = pts.setdefault(str(r), ([], []))
+                xs.append(float(t.t_s))
+                ys.append(ypos + REASON_OFFSET.get(str(r), 0.0))
+                hovers.setdefault(str(r), []).append(tick_hover(report, t, prev, label, kind, str(r)))
+            prev = t
         if pts and set(pts) != {"disabled"}:
-            tracks.append(DecisionTrack(label, ypos, {r: (np.asarray(a), np.asarray(b)) for r, (a, b) in pts.items()}))
+            tracks.append(DecisionTrack(label, ypos, {r: (np.asarray(a), np.asarray(b)) for r, (a, b) in pts.items()},
+                                        hovers))
     return tracks
+
+
+#: tick diagnostics shown in a decision's hover: (field, label, unit, digits, the SLA key it is judged against)
+TICK_FIELDS: tuple[tuple[str, str, str, int, str | None], ...] = (
+    ("est_ttft_ms", "estimated TTFT", "ms", 1, "ttft_ms"),
+    ("observed_ttft_ms", "observed TTFT", "ms", 1, "ttft_ms"),
+    ("est_itl_ms", "estimated ITL", "ms", 2, "itl_ms"),
+    ("observed_itl_ms", "observed ITL", "ms", 2, "itl_ms"),
+    ("observed_rps", "observed rate", "req/s", 2, None),
+    ("predicted_rps", "predicted rate", "req/s", 2, None),
+    ("observed_isl", "observed ISL", "tokens", 0, None),
+    ("predicted_isl", "predicted ISL", "tokens", 0, None),
+    ("observed_osl", "observed OSL", "tokens", 0, None),
+    ("predicted_osl", "predicted OSL", "tokens", 0, None),
+    ("engine_rps_prefill", "req/s per prefill engine", "req/s", 2, None),
+    ("engine_rps_decode", "req/s per decode engine", "req/s", 2, None),
+    ("max_batch", "max batch", "", 0, None),
+)
+
+
+def tick_hover(report: RunReport, tick: PlannerTick, prev: PlannerTick | None, track: str, kind: str,
+               reason: str) -> str:
+    """A decision's hover: time, track and reason, the replica change, then the tick's inputs (estimates against
+    the SLA, observed and predicted traffic) and any further diagnostics the planner recorded."""
+    from llmreplay.report.timeaxis import format_elapsed
+
+    comps = ("decode",) if track == "agg" else (track,)
+    lines = [f"{format_elapsed(tick.t_s)} · {track} {kind}: {reason}"]
+    if tick.count and tick.count > 1:
+        lines[0] += f" (×{tick.count} ticks)"
+    for comp in comps:
+        now = tick.get(f"replicas_{comp}")
+        before = prev.get(f"replicas_{comp}") if prev is not None else None
+        floor = tick.get(f"floor_{comp}")
+        if _finite(now):
+            change = f"{int(before)} → {int(now)}" if _finite(before) and before != now else f"{int(now)}"
+            lines.append(f"replicas {change}" + (f" (floor {int(floor)})" if _finite(floor) else ""))
+    sla = sla_targets(report)
+    for key, name, unit, digits, sla_key in TICK_FIELDS:
+        v = tick.get(key)
+        if not _finite(v):
+            continue
+        text = f"{name} {v:,.{digits}f}{' ' + unit if unit else ''}"
+        limit = sla.get(sla_key) if sla_key else None
+        if limit is not None:
+            text += f" {'>' if v > limit else '≤'} SLA {limit:,.0f} {unit}"
+        lines.append(text)
+    for key, v in sorted((tick.model_extra or {}).items()):
+        if v is not None and not isinstance(v, (dict, list)):
+            lines.append(f"{key.replace('_', ' ')}: {v:,.4g}" if _finite(v) else f"{key.replace('_', ' ')}: {v}")
+    return "<br>".join([f"<b>{html.escape(lines[0])}</b>", *(html.escape(ln) for ln in lines[1:])])
+
+
+# ---------------------------------------------------------------------------------------------- verdict
+@dataclass
+class Split:
+    key: str  # within_ttft | within_itl | within_e2e | within_ttft_and_itl | missed_both
+    label: str
+    share: float
+
+
+def verdict_split(report: RunReport) -> list[Split]:
+    """Attainment decomposed: the share within each SLA given, within both TTFT and ITL, and missing both (every
+    share over the same requests as attainment; rejected and unfinished requests meet none)."""
+    sla = report.sla
+    out: list[Split] = []
+    for key, name, limit, share in (("within_ttft", "TTFT", sla.ttft_ms, sla.within_ttft),
+                                    ("within_itl", "ITL", sla.itl_ms, sla.within_itl),
+                                    ("within_e2e", "E2E", sla.e2e_ms, sla.within_e2e)):
+        if limit is not None and share is not None:
+            out.append(Split(key, f"within {name} ≤ {format_limit(limit)}", share))
+    both = sla.within_ttft_and_itl
+    if both is not None and sla.within_ttft is not None and sla.within_itl is not None:
+        out.append(Split("within_ttft_and_itl", "within both TTFT and ITL", both))
+        out.append(Split("missed_both", "missed both", max(0.0, 1.0 - sla.within_ttft - sla.within_itl + both)))
+    return out
 
 
 @dataclass
@@ -581,7 +675,7 @@ def prefix_hit_data(report: RunReport) -> list[Line]:
     if not _has(y):
         return []
     lines = [Line("per interval", x, y, "#31a354", width=1.5, mode=mode,
-                  hover="hit rate %{y:.1%}<extra></extra>")]
+                  hover="hit rate %{y:.1%}<extra></extra>", series="prefix_cache_hit_rate")]
     overall = report.metrics.prefix_cache_hit_rate
     if overall is not None:
         lines.append(Line(f"whole run {PREFIX_HIT_RATE.format(overall)}", np.array([0.0, horizon_s(report)]),
@@ -631,9 +725,13 @@ class Verdict:
 
 def sla_text(report: RunReport) -> str:
     """``TTFT ≤ 2,500 ms and ITL ≤ 50 ms`` (empty without an SLA)."""
-    names = {"ttft_ms": TTFT, "itl_ms": ITL, "e2e_ms": REQUEST_LATENCY}
     short = {"ttft_ms": "TTFT", "itl_ms": "ITL", "e2e_ms": "E2E"}
-    return " and ".join(f"{short[k]} ≤ {names[k].format(v, with_unit=True)}" for k, v in report.sla.limits().items())
+    return " and ".join(f"{short[k]} ≤ {format_limit(v)}" for k, v in report.sla.limits().items())
+
+
+def format_limit(ms: float) -> str:
+    """An SLA limit as the user gave it: ``1,500 ms``, ``37.5 ms``."""
+    return f"{ms:,g} ms"
 
 
 def sla_verdict(report: RunReport) -> Verdict:
@@ -714,3 +812,34 @@ def describe_topology(report: RunReport) -> tuple[str, str]:
 
 def _count(v: Any) -> str:
     return f"{int(v):,}" if _finite(v) else "—"
+
+
+# ---------------------------------------------------------------------------------------------- interval control
+#: series the page's interval control redraws, and the per-interval weights that merge them (None: a rate)
+INTERVAL_WEIGHTS: dict[str, str | None] = {
+    "arrival_rps": None, "ttft_ms_avg": "latency_requests", "itl_ms_avg": "itl_requests", "isl_avg": "arrivals",
+    "osl_avg": "arrivals", "prefix_cache_hit_rate": "prompt_tokens", "sla_attainment": "sla_population"}
+INTERVAL_FACTORS = (1, 2, 3, 4, 5, 10, 15, 20, 30, 60)
+
+
+def interval_data(report: RunReport) -> dict[str, Any] | None:
+    """What the page's interval control needs: the base intervals, the series it redraws with their weights,
+    and the choices (multiples of the report's interval, itself a multiple of the trace's arrival quantum)."""
+    ts = report.timeseries
+    n = len(ts.t_s)
+    choices = [k for k in INTERVAL_FACTORS if n // k >= 4]
+    if len(choices) < 2:
+        return None
+    series: dict[str, list[Any]] = {}
+    weights: dict[str, str] = {}
+    for key, wkey in INTERVAL_WEIGHTS.items():
+        v = ts.series(key)
+        if v is None or len(v) != n:
+            continue
+        series[key] = v
+        w = ts.series(wkey) if wkey else None
+        if wkey and w is not None and len(w) == n:
+            series[wkey] = w
+            weights[key] = wkey
+    return {"t_s": ts.t_s, "bin_s": ts.bin_s, "series": series, "weights": weights, "goal": ATTAINMENT_GOAL,
+            "good": GOOD_COLOUR, "bad": BAD_COLOUR, "choices": choices}

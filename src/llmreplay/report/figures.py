@@ -30,6 +30,7 @@ from llmreplay.report.data import (
     gpu_data,
     horizon_s,
     latency_data,
+    planner_config,
     planner_ticks,
     pool_names,
     prefix_hit_data,
@@ -52,7 +53,7 @@ from llmreplay.report.style import (
     SLA_COLOUR,
     THROUGHPUT_REASON_COLOURS,
 )
-from llmreplay.report.timeaxis import log_ticks, time_ticks
+from llmreplay.report.timeaxis import format_elapsed, log_ticks, time_ticks
 
 
 # ---------------------------------------------------------------------------------------------- figure assembly
@@ -84,6 +85,8 @@ def _trace(line: Line, legend: bool = True) -> dict[str, Any]:
     if line.group:
         tr["legendgroup"] = line.group
     tr["hovertemplate"] = line.hover or f"{html.escape(line.name)}: %{{y:,.4~g}}<extra></extra>"
+    if line.series:
+        tr["meta"] = {"series": line.series}
     return tr
 
 
@@ -141,7 +144,10 @@ def _latency_panel(report: RunReport, metric: str) -> Panel | None:
     lines = latency_data(report, metric)
     if not lines:
         return None
-    title = f"{metric.upper()}: observed vs SLA" + (" and planner estimate" if planner_ticks(report) else "")
+    has_sla = sla_targets(report)[f"{metric}_ms"] is not None
+    has_estimate = any(ln.name == "planner estimate" for ln in lines)
+    title = (f"{metric.upper()}: observed" + (" vs SLA" if has_sla else " (avg of the requests completing in each "
+                                                "interval)") + (" and planner estimate" if has_estimate else ""))
     yaxis: dict[str, Any] = {"title": {"text": "ms"}, "rangemode": "tozero"}
     data = [ln for ln in lines if not ln.name.startswith("SLA ")]
     clip = clip_outliers(data, sla_targets(report)[f"{metric}_ms"])
@@ -167,6 +173,7 @@ def _attainment_panel(report: RunReport) -> Panel | None:
         "type": "bar", "name": "per interval (by arrival)", "x": _round_list(a.x[ok], 3),
         "y": _round_list(a.y[ok], 4), "width": a.width, "marker": {"color": colours, "line": {"width": 0}},
         "hovertemplate": "%{y:.1%} of the interval's requests met the SLA<extra></extra>", "showlegend": False,
+        "meta": {"series": "sla_attainment"},
     }, _trace(Line(f"goal {a.goal:.0%}", np.array([0.0, horizon_s(report)]), np.array([a.goal, a.goal]),
                    SLA_COLOUR, dash="dash", width=1.4))]
     if a.overall is not None:
@@ -252,6 +259,9 @@ def _decision_panel(report: RunReport, kind: str) -> Panel | None:
     table = LOAD_REASON_COLOURS if kind == "load" else THROUGHPUT_REASON_COLOURS
     order = [r for r in table if r in known] + sorted(known - set(table))
     traces: list[dict[str, Any]] = []
+    pc = planner_config(report)
+    interval = pc.get("load_adjustment_interval" if kind == "load" else "throughput_adjustment_interval")
+    interval = float(interval) if _finite(interval) else None
     for reason in order:
         first = True
         for tr in tracks:
@@ -265,7 +275,8 @@ def _decision_panel(report: RunReport, kind: str) -> Panel | None:
                 "marker": {"color": reason_colour(kind, reason, known), "size": size,
                            "symbol": REASON_SYMBOL.get(reason, "circle"),
                            "line": {"width": 1.2, "color": reason_colour(kind, reason, known)}},
-                "hovertemplate": f"{tr.label}: {reason}<extra></extra>", "cliponaxis": False,
+                "text": tr.hovers.get(reason, []), "hovertemplate": "%{text}<extra></extra>", "cliponaxis": False,
+                "meta": {"decision": kind, "interval_s": interval},
             })
             first = False
     ys = [tr.y for tr in tracks]
@@ -315,12 +326,14 @@ def build_panels(report: RunReport) -> list[Panel]:
     disagg = topology(report) == "disagg"
     predicted = any(t.get(f"predicted_{k}") is not None for t in planner_ticks(report) for k in ("rps", "isl", "osl"))
     vs_pred = ": observed vs predicted" if predicted else " (observed)"
+    replicas = replica_data(report)
     panels: list[Panel | None] = [
         _attainment_panel(report),
         _latency_panel(report, "ttft"),
         _latency_panel(report, "itl"),
-        _lines_panel("replicas", "Replicas" + (" per component" if disagg else "") + " with throughput floors",
-                     replica_data(report), {"title": {"text": "replicas"}, "rangemode": "tozero"}, 170),
+        _lines_panel("replicas", "Replicas" + (" per component" if disagg else "")
+                     + (" with throughput floors" if any("floor" in ln.name for ln in replicas) else ""),
+                     replicas, {"title": {"text": "replicas"}, "rangemode": "tozero"}, 170),
         _decision_panel(report, "load"),
         _decision_panel(report, "throughput"),
         _lines_panel("rps", "Request rate" + vs_pred, traffic_data(report, "rps"),
@@ -412,8 +425,7 @@ def time_figure(report: RunReport) -> dict[str, Any] | None:
         for tr in p.traces:
             tr["xaxis"] = xref
             tr["yaxis"] = yref
-            if "hovertemplate" in tr:
-                tr["hovertemplate"] = "%{x:,.0f} s · " + tr["hovertemplate"]
+            _time_in_hover(tr)
             if tr.get("type") == "heatmap":
                 tr["colorbar"] = {**tr.get("colorbar", {}), "x": 1.01, "xanchor": "left", "y": dom[1],
                                   "yanchor": "top", "len": (dom[1] - dom[0]), "lenmode": "fraction"}
@@ -421,6 +433,25 @@ def time_figure(report: RunReport) -> dict[str, Any] | None:
                 tr["legend"] = legend
             data.append(tr)
     return {"data": data, "layout": layout}
+
+
+def _time_in_hover(tr: dict[str, Any]) -> None:
+    """Every hover starts with its time in the page's one format (``m:ss``), as the axes: the label rides in the
+    trace's ``text`` (decision markers already carry it in theirs)."""
+    if tr.get("type") == "scatter" and tr.get("x"):
+        # a quantised trace's first interval starts half a step before 0: the run starts at 0
+        tr["x"] = [x if not _finite(x) or x >= 0 else 0.0 for x in tr["x"]]
+    if "hovertemplate" not in tr or "text" in tr or tr.get("hoverinfo") == "skip":
+        return
+    xs = tr.get("x") or []
+    labels = ["" if not _finite(x) else format_elapsed(max(0.0, float(x))) for x in xs]
+    if tr.get("type") == "heatmap":
+        tr["text"] = [labels] * len(tr.get("z") or [])
+    else:
+        tr["text"] = labels
+        if tr.get("type") == "bar":
+            tr["textposition"] = "none"  # the label is for the hover only
+    tr["hovertemplate"] = "%{text} · " + tr["hovertemplate"]
 
 
 def cdf_figure(report: RunReport) -> dict[str, Any] | None:

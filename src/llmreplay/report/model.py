@@ -89,6 +89,21 @@ class Metrics(_Block):
         return value
 
 
+class MissWindow(_Block):
+    start_s: float
+    end_s: float
+    requests: int
+
+
+class MissReason(_Block):
+    """Requests that missed the SLA for one reason (:mod:`llmreplay.metrics.misses`) and where they arrived."""
+
+    reason: str
+    requests: int
+    share: float  # of the attainment population
+    windows: list[MissWindow] = Field(default_factory=list)  # busiest first
+
+
 class SlaBlock(_Block):
     """The SLA the run was judged on and how it fared. ``within_*``: share of the attainment population within
     that one SLA (None when that SLA was not given)."""
@@ -104,6 +119,7 @@ class SlaBlock(_Block):
     within_itl: float | None = None
     within_e2e: float | None = None
     within_ttft_and_itl: float | None = None
+    miss_reasons: list[MissReason] | None = None  # most requests first
 
     @property
     def given(self) -> bool:
@@ -182,6 +198,7 @@ class Timeseries(_Block):
     """Per-interval series: interval ``i`` covers ``[t_s[i], t_s[i] + bin_s)`` seconds."""
 
     bin_s: float = 1.0
+    arrival_quantum_s: float | None = None  # the trace's timestamp step (0: continuous); intervals are multiples
     t_s: list[float] = Field(default_factory=list)
     arrivals: list[int] = Field(default_factory=list)
     completions: list[int] = Field(default_factory=list)
@@ -194,6 +211,11 @@ class Timeseries(_Block):
     osl_avg: list[float | None] = Field(default_factory=list)
     prefix_cache_hit_rate: list[float | None] = Field(default_factory=list)
     sla_attainment: list[float | None] | None = None
+    latency_requests: list[int] | None = None  # requests behind ttft_ms_avg per interval
+    itl_requests: list[int] | None = None  # requests behind itl_ms_avg per interval
+    prompt_tokens: list[int] | None = None  # prompt tokens behind prefix_cache_hit_rate per interval
+    sla_population: list[int] | None = None  # requests behind sla_attainment per interval
+    active_requests: list[int] | None = None  # requests in flight at some time in each interval
     pools: dict[str, PoolSeries] = Field(default_factory=dict)
     cdf: Cdf | None = None
 

@@ -20,11 +20,14 @@ from llmreplay.report.data import (
     ATTAINMENT_GOAL,
     describe_engines,
     describe_topology,
+    format_limit,
+    interval_data,
     planner_ticks,
     replica_transitions,
     sla_targets,
     sla_text,
     sla_verdict,
+    verdict_split,
 )
 from llmreplay.report.figures import cdf_figure, time_figure
 from llmreplay.report.model import RunReport, parse_report
@@ -51,9 +54,9 @@ def _latency_card(report: RunReport, label: str, metric: d.MetricDef, sla_key: s
     if limit is None:
         sub = f"avg {e(metric.format(report.metrics.stats(metric.key).avg, with_unit=True))} · no SLA"
     elif share is None:
-        sub = f"SLA {e(metric.format(limit, with_unit=True))}"
+        sub = f"SLA {e(format_limit(limit))}"
     else:
-        sub = f"SLA {e(metric.format(limit, with_unit=True))} · {e(d.format_share(share))} of requests within"
+        sub = f"SLA {e(format_limit(limit))} · {e(d.format_share(share))} of requests within"
     return _card(f"{label} {stat}", big, sub)
 
 
@@ -101,10 +104,38 @@ def summary_html(report: RunReport) -> str:
         f"<h1>llmreplay run report — {e(trace_name)}</h1>\n"
         + "".join(f'<div class="meta">{m}</div>\n' for m in meta)
         + f'<div class="verdict {v.status}" id="llmreplay-verdict"><span class="badge">{badge}</span>'
-        f'<div><div class="head">{e(v.headline)}</div><div class="detail">{e(v.detail)}</div></div></div>\n'
+        f'<div><div class="head">{e(v.headline)}</div><div class="detail">{e(v.detail)}</div>'
+        + _split_html(report) + _misses_html(report) + "</div></div>\n"
         f'<div class="cards">{"".join(cards)}</div>\n'
         "</header>\n"
     )
+
+
+def _split_html(report: RunReport) -> str:
+    """Attainment decomposed: within each SLA, within both, missed both."""
+    parts = verdict_split(report)
+    if not parts:
+        return ""
+    items = "".join(f'<span class="split" data-key="{p.key}" data-share="{p.share:.6f}">{e(p.label)} '
+                    f"<b>{e(d.format_share(p.share))}</b></span>" for p in parts)
+    return f'<div class="splits" id="llmreplay-split">{items}</div>'
+
+
+def _misses_html(report: RunReport) -> str:
+    """The top reasons requests missed the SLA, each with the windows where they happened (a click zooms the
+    charts to a window)."""
+    misses = report.sla.miss_reasons or []
+    if not misses:
+        return ""
+    rows = []
+    for m in misses[:4]:
+        windows = ", ".join(
+            f'<a href="#timeline" class="window" data-start="{w.start_s:g}" data-end="{w.end_s:g}">'
+            f"{format_elapsed(w.start_s)}–{format_elapsed(w.end_s)}</a> ({w.requests:,})" for w in m.windows)
+        rows.append(f'<li data-reason="{e(m.reason)}"><b>{e(m.reason)}</b>: {m.requests:,} requests '
+                    f"({e(d.format_share(m.share))}){' · busiest ' + windows if windows else ''}</li>")
+    return ('<div class="misses" id="llmreplay-misses">Why requests missed the SLA (one reason each, first that '
+            f"applies):<ul>{''.join(rows)}</ul></div>")
 
 
 def _plot_div(div_id: str, fig: dict[str, Any]) -> str:
@@ -144,14 +175,18 @@ def render_html(report: RunReport | dict[str, Any], plotlyjs: str = "inline") ->
     if tfig is not None:
         end = float(tfig["layout"]["xaxis"]["range"][1])
         axes = [k for k in tfig["layout"] if k.startswith("xaxis")]
+        bins = interval_data(model)
         body.append(
             '<div class="toolbar"><button id="llmreplay-reset" type="button">Reset time range</button>'
             f'<span class="range" id="llmreplay-range">showing {format_elapsed(0)} – {format_elapsed(end)}</span>'
+            + _interval_select(model, bins)
+            + '<span class="highlight" id="llmreplay-highlight"></span>'
             "<span>Drag on any chart to zoom: every time chart follows. Double-click to zoom out. "
-            "Click a legend entry to hide it.</span></div>\n")
+            "Click a decision to highlight its interval; a legend entry to hide it.</span></div>\n")
         body.append('<section id="timeline">\n' + _plot_div("llmreplay-timeline", tfig) + "\n</section>\n")
         script = SCRIPT % {"div": json.dumps("llmreplay-timeline"), "steps": json.dumps(list(TIME_STEPS_S)),
-                           "max_ticks": MAX_TIME_TICKS, "axes": json.dumps(axes), "end": json.dumps(end)}
+                           "max_ticks": MAX_TIME_TICKS, "axes": json.dumps(axes), "end": json.dumps(end),
+                           "bins": json.dumps(bins, separators=(",", ":"), allow_nan=False)}
         body.append(f"<script>{_safe_script(script)}</script>\n")
     else:
         body.append('<section><p class="hint">This report has no time series to draw.</p></section>\n')
@@ -170,6 +205,17 @@ def render_html(report: RunReport | dict[str, Any], plotlyjs: str = "inline") ->
             f"<title>{e(title)}</title>\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<style>{CSS}</style>\n{lib}\n</head>\n<body>\n" + "".join(body) + "</body>\n</html>\n")
+
+
+def _interval_select(report: RunReport, bins: dict[str, Any] | None) -> str:
+    quantum = report.timeseries.arrival_quantum_s
+    why = (f"the trace's arrivals step by {quantum:g} s: intervals are multiples of it" if quantum
+           else "arrivals are continuous")
+    if bins is None:
+        return f'<span title="{e(why)}">interval {report.timeseries.bin_s:g} s</span>'
+    options = "".join(f'<option value="{k}"{" selected" if k == 1 else ""}>{bins["bin_s"] * k:g} s</option>'
+                      for k in bins["choices"])
+    return (f'<label title="{e(why)}">interval <select id="llmreplay-interval">{options}</select></label>')
 
 
 def as_report(report: RunReport | dict[str, Any]) -> RunReport:
