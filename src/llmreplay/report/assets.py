@@ -32,10 +32,12 @@ h1 { font-size: 20px; margin: 0 0 4px; }
 .v.ok { color: var(--ok); } .v.bad { color: var(--bad); }
 .toolbar { position: sticky; top: 0; z-index: 10; background: rgba(255,255,255,.95); border-bottom: 1px solid
            var(--line); padding: 6px 24px; font-size: 13px; display: flex; gap: 14px; align-items: center; }
-.toolbar button { font: inherit; padding: 3px 10px; border: 1px solid #bbb; border-radius: 4px; background: #fff;
+.toolbar button { white-space: nowrap; font: inherit; padding: 3px 10px; border: 1px solid #bbb; border-radius: 4px;
+                  background: #fff;
                   cursor: pointer; }
 .toolbar button:hover { background: #f1f3f4; }
-.toolbar .range { color: var(--muted); font-variant-numeric: tabular-nums; }
+.toolbar .range { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
+.toolbar label { white-space: nowrap; }
 section { background: #fff; margin: 0; padding: 4px 12px 8px; }
 section h2 { font-size: 15px; margin: 14px 12px 0; }
 .hint { color: var(--muted); font-size: 12px; margin: 2px 12px 0; }
@@ -139,7 +141,7 @@ SCRIPT = """
             xs.push(x + w / 2); yy.push(v); colours.push(v >= bins.goal - 1e-12 ? bins.good : bins.bad);
           }
         } else if (v !== null) {
-          xs.push(x, x + w); yy.push(v, v);
+          xs.push(Math.max(0, x), x + w); yy.push(v, v);
           if (j + 1 < ys.length && ys[j + 1] === null) { xs.push(x + w); yy.push(null); }
         }
       });
