@@ -192,8 +192,9 @@ def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML): base run config and axes.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for results table, point reports, chart.")
                        ] = Path("sweep_out"),
-    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores). Range: >= 1, <= 1024.",
-                                             callback=in_range(1, 1024))] = None,
+    jobs: Annotated[int | None, typer.Option(help="Points run at once (default: CPU cores). Range: >= 1; a local "
+                                             "pool starts at most 4 per CPU (at least 256).",
+                                             callback=in_range(1))] = None,
     executor: Annotated[str, typer.Option(help="local (process pool) | ray (pip install 'llmreplay\\[ray]').")
                         ] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address, e.g. auto (default: local Ray).")] = None,
