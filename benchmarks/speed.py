@@ -117,8 +117,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (the first is the cold one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    table = cases()
+    unknown = sorted(set(args.cases.split(",")) - set(table))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(table)}")
     with tempfile.TemporaryDirectory() as tmpdir:
-        table = cases()
         floors = [floor() for _ in range(3)]
         rows: dict[str, dict[str, object]] = {}
         for name in args.cases.split(","):
