@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from llmreplay.cli.sweep_cmd import format_cell
 from llmreplay.config import load_json_option
 from llmreplay.cost.prices import load_gpu_prices
 from llmreplay.recommend.answer import TABLE, as_json, ranked, write_outputs
@@ -110,7 +111,7 @@ def results_table(rows: list[dict[str, Any]], goal: float) -> Table:
     for _, header, _ in TABLE:
         t.add_column(header, justify="right", no_wrap=True)
     for r in rows:
-        cells = [_fmt(r.get(col), fmt) for col, _, fmt in TABLE]
+        cells = [format_cell(r.get(col), fmt) for col, _, fmt in TABLE]
         if not r["meets_goal"]:
             i = [c for c, _, _ in TABLE].index("attainment")
             cells[i] = f"[red]{cells[i]}[/]"
@@ -119,9 +120,3 @@ def results_table(rows: list[dict[str, Any]], goal: float) -> Table:
     return t
 
 
-def _fmt(v: Any, fmt: str) -> str:
-    if v is None:
-        return "—"
-    if fmt == "d":
-        return f"{int(v):,}"
-    return format(v, fmt)

@@ -100,7 +100,7 @@ def results_table(outcome: SweepOutcome) -> Table:
     t.add_column("status")
     for row in outcome.rows:
         cells = [str(row.get(a.path)) for a in axes] + ([str(row.get("seed"))] if repeats else [])
-        cells += [_fmt(row.get(col), fmt) for _, col, fmt in TABLE]
+        cells += [format_cell(row.get(col), fmt) for _, col, fmt in TABLE]
         cells.append("ok" if row.get("status") == "ok" else "[red]failed[/]")
         t.add_row(*cells)
     return t
@@ -112,7 +112,8 @@ def _stop(bar: Progress) -> None:
         bar.stop()
 
 
-def _fmt(v: Any, fmt: str) -> str:
+def format_cell(v: Any, fmt: str) -> str:
+    """One table cell: a number in its column's format, "—" when it does not apply."""
     if v is None:
         return "—"
     if fmt == "d":
