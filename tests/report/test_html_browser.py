@@ -217,12 +217,15 @@ def _percent_text(v: float | None) -> str:
     return format_share(v)
 
 
-def _hover_text(page: Page, trace_index: int, point: int) -> str:
-    text: str = page.evaluate(
-        """([i, p]) => { const gd = document.getElementById('llmreplay-timeline'); const tr = gd.data[i];
+def _hover_text(page: Page, trace_index: int, point: int, trace_name: str) -> str:
+    """The hover label of one point. Plotly throttles hovers (a hover right after another is queued), so the
+    hover is re-issued until the label shown is this trace's, not the previous one's."""
+    page.wait_for_function(
+        """([i, p, name]) => { const gd = document.getElementById('llmreplay-timeline'); const tr = gd.data[i];
              Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: p}], (tr.xaxis || 'x') + (tr.yaxis || 'y'));
              const el = document.querySelector('#llmreplay-timeline .hoverlayer');
-             return el ? el.textContent : ''; }""", [trace_index, point])
+             return el !== null && el.textContent.includes(name); }""", arg=[trace_index, point, trace_name])
+    text: str = page.evaluate("() => document.querySelector('#llmreplay-timeline .hoverlayer').textContent")
     return text
 
 
@@ -234,7 +237,7 @@ def test_decision_hover_carries_its_estimates_and_click_highlights(
         traces = page.evaluate("() => document.getElementById('llmreplay-timeline').data.map("
                                "t => [t.name, (t.meta || {}).decision || null, (t.x || []).length])")
         i = next(k for k, (name, kind, n) in enumerate(traces) if kind == "load" and name == "scale_up" and n)
-        text = _hover_text(page, i, 0)
+        text = _hover_text(page, i, 0, "scale_up")
         assert "scale_up" in text and re.search(r"^\d+:\d\d", text.strip()), text
         assert "estimated TTFT" in text and "SLA 2,000 ms" in text and "replicas" in text, text
         x = page.evaluate("(i) => document.getElementById('llmreplay-timeline').data[i].x[0]", i)
@@ -248,7 +251,7 @@ def test_decision_hover_carries_its_estimates_and_click_highlights(
         assert page.inner_text("#llmreplay-highlight").startswith("highlighted")
         # every other hover starts with the time in the same m:ss format as the axes
         j = next(k for k, (name, kind, n) in enumerate(traces) if name == "observed avg" and n)
-        assert re.match(r"\s*\d+:\d\d · observed avg", _hover_text(page, j, 0))
+        assert re.match(r"\s*\d+:\d\d · observed avg", _hover_text(page, j, 0, "observed avg"))
         assert errors == []
     finally:
         page.close()
