@@ -138,3 +138,56 @@ def test_planner_fleet_is_priced_by_its_average_gpus(small_trace: Path, tmp_path
     assert row["planner"] == 0 and row["stage"] == "full"
     hours = row["simulated_s"] / 3600
     assert row["cost_per_hour"] == pytest.approx(row["gpu_hours"] * 49.24 / 8 / hours)
+
+
+PEER_PYTHON = Path("/root/.cache/peer-dynamo/venv/bin/python")
+
+
+def _winner_files(small_trace: Path, tmp_path: Path, space: dict[str, Any]) -> dict[str, Any]:
+    space_path = tmp_path / "space.yaml"
+    space_path.write_text(yaml.safe_dump(space))
+    out = tmp_path / "out"
+    res = runner.invoke(app, _args(small_trace, space_path, "--out", str(out), "--goal", "0.01"))
+    assert res.exit_code == 0, res.output
+    return dict(json.loads((out / "dynamo_args.json").read_text()))
+
+
+def test_dynamo_args_use_dynamo_1_6_disagg_flags(small_trace: Path, tmp_path: Path) -> None:
+    """Dynamo 1.6.1's vLLM worker takes --disaggregation-mode (and a prefill worker must be given
+    --kv-transfer-config); the pre-1.6 --is-prefill-worker flag would not start."""
+    dyn = _winner_files(small_trace, tmp_path, {"gpus": ["h100_sxm"], "weights": ["fp8"], "routers": ["round_robin"],
+                                                "agg": None, "disagg": {"prefill": [1], "decode": [1]}})
+    roles = {w["role"]: w["command"] for w in dyn["workers"]}
+    assert set(roles) == {"prefill", "decode"}
+    for role, command in roles.items():
+        assert command[command.index("--disaggregation-mode") + 1] == role
+        transfer = json.loads(command[command.index("--kv-transfer-config") + 1])
+        assert transfer == {"kv_connector": "NixlConnector",
+                            "kv_role": {"prefill": "kv_producer", "decode": "kv_consumer"}[role]}
+        assert "--is-prefill-worker" not in command
+
+
+def test_dynamo_args_planner_config_is_dynamos(small_trace: Path, tmp_path: Path) -> None:
+    """A planner fleet's planner command is `python -m dynamo.planner --config JSON` with Dynamo's key names and
+    no llmreplay-only key; where Dynamo 1.6.1 is installed beside us, its own PlannerConfig accepts it."""
+    dyn = _winner_files(small_trace, tmp_path, {
+        "gpus": ["h100_sxm"], "weights": ["fp8"], "routers": ["round_robin"], "agg": None, "disagg": None,
+        "planner": [{"mode": "agg", "planner_config": {"policy": "dynamo", "min_endpoint": 1, "max_gpu_budget": 4,
+                                                       "load_predictor": "constant"}}]})
+    planner = dyn["planner"]
+    assert planner["command"][:4] == ["python", "-m", "dynamo.planner", "--config"]
+    config = json.loads(planner["command"][4])
+    assert config == planner["config"]
+    assert {"ttft_ms", "itl_ms", "max_gpu_budget"} <= set(config)
+    assert not {"ttft", "itl", "policy", "schedule"} & set(config)
+    if PEER_PYTHON.exists():
+        import subprocess
+        # Dynamo's PlannerConfig ignores unknown keys silently, so check every key is one of its fields and
+        # that it reads back each value we wrote.
+        script = ("import json, sys\nfrom dynamo.planner.config.planner_config import PlannerConfig\n"
+                  "raw = json.loads(sys.argv[1]); cfg = PlannerConfig.from_config_arg(sys.argv[1])\n"
+                  "unknown = set(raw) - set(PlannerConfig.model_fields)\nassert not unknown, unknown\n"
+                  "assert all(getattr(cfg, k) == v for k, v in raw.items()), raw\n")
+        check = subprocess.run([str(PEER_PYTHON), "-c", script, planner["command"][4]],
+                               capture_output=True, text=True, timeout=120)
+        assert check.returncode == 0, check.stderr[-2000:]

@@ -1,8 +1,8 @@
 """The answer of a search: the ranked table, the Pareto chart, and the files ``--out DIR`` holds.
 
 - ``recommendation.yaml``: the winner as a run config (trace as an absolute path): ``llmreplay run --config``;
-- ``dynamo_args.json``: the Dynamo commands the winner corresponds to (frontend router mode, vLLM worker
-  args per role and replicas, planner args for a planner fleet);
+- ``dynamo_args.json``: the Dynamo 1.6.1 commands the winner corresponds to (frontend router mode, vLLM worker
+  args per role and replicas, the planner's ``--config`` for a planner fleet);
 - ``candidates.parquet``: every replay of the search (screen and confirm), one row each;
 - ``pareto.html``: cost per hour × SLA attainment of every candidate, the Pareto front highlighted.
 """
@@ -155,9 +155,36 @@ def recommendation_config(outcome: SearchOutcome) -> dict[str, Any]:
     return outcome.run_values(outcome.winner.deployment)
 
 
+#: vLLM's KV connector per disagg role, as Dynamo 1.6.1's profiler writes them
+#: (``dynamo/profiler/utils/config_modifiers/vllm.py``: DEFAULT_VLLM_KV_TRANSFER_CONFIG). Since 1.6 a prefill worker
+#: must be given ``--kv-transfer-config`` (``dynamo/vllm/args.py``); ``--is-prefill-worker`` is gone.
+KV_TRANSFER_CONFIG = {
+    "prefill": '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}',
+    "decode": '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}',
+}
+
+#: our planner_config names → Dynamo 1.6.1's PlannerConfig names (``dynamo/planner/config/planner_config.py``)
+DYNAMO_PLANNER_NAMES = {
+    "ttft": "ttft_ms",
+    "itl": "itl_ms",
+    "load_adjustment_interval": "load_adjustment_interval_seconds",
+    "throughput_adjustment_interval": "throughput_adjustment_interval_seconds",
+}
+
+#: planner_config keys that only llmreplay reads (Dynamo's PlannerConfig forbids unknown keys)
+LLMREPLAY_ONLY_PLANNER_KEYS = ("policy", "schedule")
+
+
+def dynamo_planner_config(planner_config: dict[str, Any]) -> dict[str, Any]:
+    """The planner config in Dynamo's spelling, for ``python -m dynamo.planner --config JSON``."""
+    return {DYNAMO_PLANNER_NAMES.get(k, k): v for k, v in planner_config.items()
+            if k not in LLMREPLAY_ONLY_PLANNER_KEYS}
+
+
 def dynamo_args(outcome: SearchOutcome) -> dict[str, Any]:
-    """The Dynamo deployment the winner stands for: ``python -m dynamo.frontend --router-mode ...`` and
-    ``python -m dynamo.vllm`` workers with vLLM's engine flags, replicas per role, planner args if any."""
+    """The Dynamo 1.6.1 deployment the winner stands for: ``python -m dynamo.frontend --router-mode ...``,
+    ``python -m dynamo.vllm`` workers with vLLM's engine flags (``--disaggregation-mode`` per role in disagg),
+    replicas per role, and ``python -m dynamo.planner --config JSON`` for a planner fleet."""
     assert outcome.winner is not None
     d: Deployment = outcome.winner.deployment
     values = outcome.run_values(d)
@@ -174,20 +201,28 @@ def dynamo_args(outcome: SearchOutcome) -> dict[str, Any]:
     if d.topology == "agg":
         workers = [{"role": "agg", "replicas": d.workers, "gpus_per_replica": d.tp, "command": worker}]
     else:
-        workers = [{"role": "prefill", "replicas": d.prefill, "gpus_per_replica": d.tp,
-                    "command": [*worker, "--is-prefill-worker"]},
-                   {"role": "decode", "replicas": d.decode, "gpus_per_replica": d.tp, "command": worker}]
+        workers = [{"role": role, "replicas": replicas, "gpus_per_replica": d.tp,
+                    "command": [*worker, "--disaggregation-mode", role,
+                                "--kv-transfer-config", KV_TRANSFER_CONFIG[role]]}
+                   for role, replicas in (("prefill", d.prefill), ("decode", d.decode))]
     router = {"round_robin": "round-robin", "kv": "kv", "random": "random"}.get(d.router, d.router)
     out: dict[str, Any] = {
         "generated_by": "llmreplay recommend",
+        "dynamo_version": "1.6.1",
         "gpu": d.gpu, "model": d.model, "mode": d.topology,
         "frontend": ["python", "-m", "dynamo.frontend", "--router-mode", router],
         "workers": workers,
         "planner": None,
     }
     if d.planner_config is not None:
-        out["planner"] = {"config": d.planner_config,
-                          "args": [f"--{k.replace('_', '-')}={v}" for k, v in sorted(d.planner_config.items())]}
+        config = dynamo_planner_config(d.planner_config)
+        policy = d.planner_config.get("policy", "dynamo")
+        out["planner"] = {"policy": policy, "config": config,
+                          "command": ["python", "-m", "dynamo.planner", "--config",
+                                      json.dumps(config, sort_keys=True)]}
+        if policy != "dynamo":
+            out["planner"]["note"] = (f"the replay used llmreplay's policy '{policy}'; Dynamo's planner with this "
+                                      "config decides as policy 'dynamo' does, so replay that to see what it does")
     return out
 
 
