@@ -84,7 +84,6 @@ def test_azure_code_sped_up_2x(tmp_path: Path) -> None:
     assert saved >= 0.15
 
 
-@pytest.mark.xfail(reason="measured 14.5 % below the fixed fleet (bar: 15 %); see docs/planner.md", strict=False)
 def test_bursty_synthetic(tmp_path: Path) -> None:
     trace = tmp_path / "bursty.jsonl"
     llmreplay("synth", *BURSTY, "-o", str(trace))
