@@ -8,6 +8,7 @@ with its baselines; each prints a row and checks the issue's bar. The hour-long 
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -67,6 +68,18 @@ def savings_at_equal_attainment(report: dict[str, Any]) -> float:
     return 1.0 - float(b["planner"]["gpu_hours"]) / float(fixed["gpu_hours"])
 
 
+def above_time_shared(report: dict[str, Any]) -> float | None:
+    """Planner GPU-hours / those of the two fixed fleets around its attainment, time-shared to reach it, − 1: how
+    well it mixes fleet sizes (on a trace whose bursts nothing predicts, 0 is the best a planner can do)."""
+    b = report["baselines"]
+    att, gpu = b["planner"]["attainment"], b["planner"]["gpu_hours"]
+    pts = sorted((r["attainment"], r["gpu_hours"]) for r in b["fixed_runs"])
+    for (a0, g0), (a1, g1) in itertools.pairwise(pts):
+        if a0 <= att <= a1 and a1 > a0:
+            return float(gpu / (g0 + (att - a0) / (a1 - a0) * (g1 - g0)) - 1.0)
+    return None
+
+
 def test_conversation_hour(tmp_path: Path) -> None:
     report = planner_run(tmp_path, TRACES / "mooncake_fast25_conversation_trace.jsonl", *AGG)
     r = row("conversation hour", report)
@@ -84,7 +97,6 @@ def test_azure_code_sped_up_2x(tmp_path: Path) -> None:
     assert saved >= 0.15
 
 
-@pytest.mark.xfail(reason="measured 14.5 % below the fixed fleet (bar: 15 %); see docs/planner.md", strict=False)
 def test_bursty_synthetic(tmp_path: Path) -> None:
     trace = tmp_path / "bursty.jsonl"
     llmreplay("synth", *BURSTY, "-o", str(trace))
@@ -92,6 +104,9 @@ def test_bursty_synthetic(tmp_path: Path) -> None:
     row("bursty cv 8", report)
     saved = savings_at_equal_attainment(report)
     print(f"GPU-hours saved against the fixed fleet at equal attainment: {saved:.1%}")
+    shared = above_time_shared(report)
+    if shared is not None:  # not a bar: see docs/planner.md, "The bursty bar and what it measures"
+        print(f"GPU-hours above the time-shared fixed fleets at equal attainment: {shared:+.1%}")
     assert saved >= 0.15
 
 

@@ -40,7 +40,19 @@ def test_every_planner_run_reports_its_baselines_and_prints_them(planned: tuple[
     for line in ("Baselines (", "best fixed fleet reaching the planner's", "best fixed fleet reaching the goal 90.0 %",
                  "hindsight schedule"):
         assert line in output
-    assert f"{b['replays']} replays" in output
+    assert f"{b['replays']} replays, {b['wall_s']:.1f} s wall" in output  # their cost is shown
+
+
+def test_each_fleet_is_replayed_once_and_the_hindsight_reuses_the_search(planned: tuple[dict[str, Any], str]) -> None:
+    b = planned[0]["baselines"]
+    fleets = [r["workers"]["agg"] for r in b["fixed_runs"]]
+    assert len(fleets) == len(set(fleets))
+    # the hindsight ladder (1 … two above the goal fleet) is made of fixed fleets the search also needs: only
+    # its scripted verifications add replays
+    ladder = set(range(1, b["best_fixed"]["at_goal"]["workers"]["agg"] + 3))
+    assert ladder <= set(fleets)
+    assert b["replays"] == len(fleets) + b["hindsight"]["verifications"]
+    assert b["wall_s"] > 0
 
 
 def test_best_fixed_fleets_are_the_smallest_that_reach_their_targets(planned: tuple[dict[str, Any], str],
@@ -71,6 +83,9 @@ def test_hindsight_figures_are_a_replay_of_its_schedule(planned: tuple[dict[str,
     h = report["baselines"]["hindsight"]
     assert h["met"] == (h["attainment"] >= 0.9)
     assert h["replica_changes"] <= h["change_budget"] == report["cost"]["replica_transitions"]
+    # intervals of about a 30th of the run (10 s to a minute), a whole number of report bins
+    bin_s, target = report["timeseries"]["bin_s"], min(60.0, max(10.0, report["sim"]["simulated_s"] / 30))
+    assert h["interval_s"] % bin_s == 0 and abs(h["interval_s"] - target) <= bin_s / 2
     rows = h["schedule"]
     first = rows[0]
     assert first["t_s"] == 0
@@ -111,3 +126,24 @@ def test_disagg_best_fixed_is_a_prefill_decode_pair(tmp_path: Path) -> None:
     assert set(best["workers"]) == {"prefill", "decode"}
     cheaper = [r for r in report["baselines"]["fixed_runs"] if r["gpu_hours"] < best["gpu_hours"] - 1e-9]
     assert all(r["attainment"] < 0.9 for r in cheaper)
+
+
+def test_baseline_replays_run_on_ray_as_sweeps_do(tmp_path: Path) -> None:
+    """--baselines-executor ray: the same baselines as the local pool (Ray started once for every batch)."""
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'llmreplay[ray]' to run this test")
+    args = ["--max-requests", "120", "--planner-config", json.dumps(PLANNER)]
+    local, _ = run(tmp_path, *args, name="local.json")
+    on_ray, output = run(tmp_path, *args, "--baselines-executor", "ray", name="ray.json")
+
+    def without_wall(b: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in b.items() if k != "wall_s"}
+
+    assert without_wall(on_ray["baselines"]) == without_wall(local["baselines"])
+    assert "Baselines (" in output
+
+
+def test_a_ray_address_without_ray_is_refused_before_the_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [*RUN, "--planner-config", json.dumps(PLANNER), "--baselines-address", "auto"])
+    assert result.exit_code == 2
+    assert "--baselines-address is for --baselines-executor ray" in result.output
+    assert "Baselines (" not in result.output and "Simulated Time" not in result.output

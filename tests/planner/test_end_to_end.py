@@ -3,9 +3,13 @@ SLA attainment and a fixed peak-sized cluster on GPU-hours."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from llmreplay.cli.app import app
 from llmreplay.config import build_run_config
 from llmreplay.runner import run, write_outputs
 from llmreplay.trace import demo_trace_path
@@ -63,3 +67,23 @@ def test_every_replica_change_is_explained_by_its_tick(shared_traces: Path) -> N
             assert tick["reason_load"] == "scale_down", (e, tick)
     floors = [t for t in report["planner"]["ticks"] if t["burst_floor_decode"] is not None]
     assert floors and all(t["floor_decode"] >= t["burst_floor_decode"] - t["surplus_credit"] for t in floors)
+
+
+def test_surplus_credit_never_takes_the_fleet_to_one_worker(tmp_path: Path) -> None:
+    """policy llmreplay on a bursty trace with SLA to spare: the surplus credit takes two workers off the floors
+    (attainment ≥ 93 %) but never leaves one worker where the floors ask for two or more (docs/planner.md)."""
+    trace, out = tmp_path / "bursty.jsonl", tmp_path / "r.json"
+    cli = CliRunner()
+    made = cli.invoke(app, ["synth", "bursty", "--rate", "6", "--duration", "600", "--cv", "8", "--seed", "7",
+                            "-o", str(trace)])
+    assert made.exit_code == 0, made.output
+    planner = {**PLANNER, "ttft": 2500, "enable_throughput_scaling": True}
+    result = cli.invoke(app, ["run", str(trace), "--num-workers", "2", "--router", "round_robin", "--planner-config",
+                              json.dumps(planner), "--no-baselines", "--no-progress", "--report-json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    ticks = [t for t in report["planner"]["ticks"] if t["burst_floor_decode"] is not None]
+    spent = [t for t in ticks if t["surplus_credit"] == 2 and t["burst_floor_decode"] >= 2]
+    assert spent, "the trace should leave enough surplus for a credit of two workers"
+    assert all(t["floor_decode"] >= 2 and t["replicas_decode"] >= 2 for t in spent)
+    assert report["sla"]["attainment"] >= 0.9

@@ -12,6 +12,7 @@ planner runs unless ``--no-baselines``; sweeps, recommend and benchmarks call ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from llmreplay.baselines.fleet import FleetRunner
 from llmreplay.baselines.hindsight import build
 from llmreplay.config import RunConfig
 from llmreplay.errors import InputError
+from llmreplay.sweep.executors import max_local_jobs, ray_session
 from llmreplay.trace.model import Trace
 
 DEFAULT_GOAL = 0.9
@@ -33,12 +35,19 @@ INTERVAL_MIN_S, INTERVAL_MAX_S, INTERVALS = 10.0, 60.0, 30
 class BaselineOptions:
     goal: float = DEFAULT_GOAL
     change_budget: int | None = None  # None: the planner's own number of changes
-    executor: str = "local"
+    executor: str = "local"  # the sweep executors: a local process pool, or Ray
     jobs: int | None = None  # None: one per CPU
+    address: str | None = None  # Ray: a running cluster (``auto``, ``ray://host:10001``); None: a local instance
 
     def check(self) -> None:
         if not 0 < self.goal <= 1:
             raise InputError(f"--baselines-goal must be a share of requests in (0, 1] (got {self.goal}).")
+        if self.address is not None and self.executor != "ray":
+            raise InputError(f"--baselines-address is for --baselines-executor ray (got --baselines-executor "
+                             f"{self.executor} with --baselines-address {self.address}).")
+        if self.executor == "local" and self.jobs is not None and self.jobs > max_local_jobs():
+            raise InputError(f"--baselines-jobs {self.jobs:,} would start that many processes on this machine; at "
+                             f"most {max_local_jobs():,} with --baselines-executor local (or use ray).")
         if self.change_budget is not None and self.change_budget < 0:
             raise InputError(f"the hindsight change budget must be >= 0 (got {self.change_budget}).")
 
@@ -50,7 +59,14 @@ def compute_baselines(cfg: RunConfig, trace: Trace, report: dict[str, Any],
     options.check()
     t0 = time.perf_counter()
     jobs = options.jobs or os.cpu_count() or 1
-    runner = FleetRunner(cfg, trace, report, executor=options.executor, jobs=jobs)
+    # Ray starts once for all the searches' batches, not once a batch
+    with ray_session(jobs, options.address) if options.executor == "ray" else contextlib.nullcontext():
+        return _compute(cfg, trace, report, options, jobs, t0)
+
+
+def _compute(cfg: RunConfig, trace: Trace, report: dict[str, Any], options: BaselineOptions, jobs: int,
+             t0: float) -> dict[str, Any]:
+    runner = FleetRunner(cfg, trace, report, executor=options.executor, jobs=jobs, address=options.address)
     planner = _planner_point(report)
     horizon_s = float(report["sim"]["simulated_s"])
     mean = [max(1, round(p["gpu_hours"] * 3600 / max(horizon_s, 1e-9) / p["gpus_per_worker"]))

@@ -51,7 +51,7 @@ class FleetRunner:
     """Runs fleets of one topology against the planner run's trace; remembers every result."""
 
     def __init__(self, cfg: RunConfig, trace: Trace, report: dict[str, Any], *, executor: str = "local",
-                 jobs: int = 1) -> None:
+                 jobs: int = 1, address: str | None = None) -> None:
         self.components: tuple[str, ...] = tuple(report["pools"])
         self.disagg = "prefill" in self.components
         sla = report["sla"]
@@ -64,7 +64,7 @@ class FleetRunner:
         })
         self.trace = trace
         self.gpus = {name: int(p["gpus_per_worker"]) for name, p in report["pools"].items()}
-        self.executor = make_executor(executor, jobs)
+        self.executor = make_executor(executor, jobs, address)
         self.cache: dict[Counts | Schedule, FleetResult] = {}
         self.replays = 0
         self.wall_s = 0.0

@@ -102,11 +102,13 @@ def build(runner: FleetRunner, goal: float, top: Counts, change_budget: int, int
 
 
 def _common_width(interval_s: float, bins: list[float]) -> float:
-    """An interval length that is a whole number of every replay's report bins."""
-    w = max(1, round(interval_s))
+    """The whole number of every replay's report bins nearest ``interval_s`` (a multiple of their common
+    multiple, not the least common multiple of the interval and the bins: 59 s over 5-s bins is 60 s, not
+    295 s)."""
+    unit = 1
     for b in bins:
-        w = math.lcm(w, max(1, round(b)))
-    return float(w)
+        unit = math.lcm(unit, max(1, round(b)))
+    return float(unit * max(1, round(interval_s / unit)))
 
 
 def _per_interval(values: tuple[int, ...], bin_s: float, width: float) -> list[int]:

@@ -123,6 +123,8 @@ def run(
                                                        ">= 1, <= 1024.", callback=in_range(1, 1024))] = None,
     baselines_executor: Annotated[Literal["local", "ray"], typer.Option(help="Where baseline replays run.")
                                   ] = "local",
+    baselines_address: Annotated[str | None, typer.Option(help="Ray cluster of the baseline replays (auto, "
+                                                          "ray://host:10001); default: a local Ray.")] = None,
     *,
     flags: dict[str, Any],
 ) -> None:
@@ -133,8 +135,8 @@ def run(
     if trace is not None:
         flags["trace"] = trace
     execute_run(flags, config, demo, quiet=quiet, progress=not (no_progress or quiet), console=out,
-                baselines=BaselineOptions(baselines_goal, None, baselines_executor, baselines_jobs) if baselines
-                else None)
+                baselines=BaselineOptions(baselines_goal, None, baselines_executor, baselines_jobs,
+                                          baselines_address) if baselines else None)
 
 
 @app.command("trace-stats")

@@ -57,6 +57,8 @@ def execute_run(flags: dict[str, Any], config_file: Path | None, demo: bool, *, 
                 console: Console, baselines: BaselineOptions | None = None) -> RunOutput:
     cfg = resolve_config(flags, config_file, demo)
     plan = plan_outputs(cfg, input_files(flags, config_file))  # before simulating: fail fast, clobber nothing
+    if baselines is not None:
+        baselines.check()
     show_bar = progress and sys.stdout.isatty()
     if show_bar:
         trace = prepare_trace(cfg)

@@ -14,7 +14,8 @@ Every tick (period = gcd of the enabled intervals):
 Policy ``llmreplay`` (this planner; Dynamo's own decisions are the ``dynamo`` policy) adds to the floor of
 step 2, each in the tick diagnostics: a *queueing floor* for heavy-tailed prompts (``queue_floor_*``), a *burst
 floor* for the peak arrival rate of the last minutes (``burst_floor_*``), and a *surplus credit* that lowers
-the floors while the SLA attainment seen so far has margin (``served_attainment``, ``surplus_credit``); a
+the floors while the SLA attainment seen so far has margin (``served_attainment``, ``surplus_credit``), but
+not below two workers; a
 floor falls only after two throughput intervals ask for less, and a scale-up waits for a breach to last two
 load ticks (``breach_unconfirmed``). See docs/planner.md.
 
@@ -73,8 +74,15 @@ SCALE_UP_PERSISTENCE = 2
 #: SURPLUS_MIN_REQUESTS or more), every floor is lowered by a worker per margin passed: the surplus is spent,
 #: never borrowed.
 SURPLUS_GOAL = 0.9
-SURPLUS_MARGINS = (0.008,)  # one worker off per margin passed (a second one at +3 pts made bursts flap)
+SURPLUS_MARGINS = (0.008, 0.03)  # one worker off per margin passed
 SURPLUS_MIN_REQUESTS = 500
+#: The credit never takes a floor of two or more workers below this. Its risk grows as the fleet shrinks: under
+#: round robin each of n workers sees the arrivals' squared CV divided by n and 1/n of the rate, so Kingman's
+#: queueing delay ρ/(1−ρ)·(c²/n + c_s²)/2 grows most from 2 workers to 1 (×6.7 at the bursty trace's 5.8
+#: req/s, CV 7.5, engines of ~10 req/s; ×2.5 from 3 to 2). Without this bound a second credit worker took the
+#: bursty trace's fleet to 1 between bursts and back up to 5 after them (90.6 %, 1.38 GPU-h, 31 changes; 2
+#: fixed workers: 95.5 %, 0.98 GPU-h).
+SURPLUS_MIN_FLEET = 2
 #: throughput intervals the floor remembers: it falls only after this many intervals in a row asked for less
 FLOOR_MEMORY = 2
 REASON_PRIORITY = {"scale_up": 4, "scale_down_capped_by_throughput": 3, "scale_down": 2, "no_change": 1}
@@ -276,8 +284,7 @@ class Planner:
             d.surplus_credit = self.credit
         for c in self.components:
             setattr(d, f"replicas_{c.name}", c.current())
-            setattr(d, f"floor_{c.name}", max(c.floor, c.burst_floor) - self.credit
-                    if self.cfg.enable_throughput_scaling else None)
+            setattr(d, f"floor_{c.name}", self._floor(c) if self.cfg.enable_throughput_scaling else None)
         if load_due:
             self.window = TrafficWindow()
             self.last_load_ns = now
@@ -370,6 +377,12 @@ class Planner:
         attained = self.served_good / self.served
         self.credit = sum(attained >= SURPLUS_GOAL + m for m in SURPLUS_MARGINS)
         d.served_attainment, d.surplus_credit = _r(attained), self.credit
+
+    def _floor(self, c: _Component) -> int:
+        """The floor the decision keeps: the highest of the throughput, queueing and burst floors, less the
+        surplus credit, which never goes below SURPLUS_MIN_FLEET workers."""
+        floor = max(c.floor, c.burst_floor)
+        return max(floor - self.credit, min(floor, SURPLUS_MIN_FLEET))
 
     def _burst(self, c: _Component, rate: float, d: TickDiagnostics) -> None:
         """Record this load interval's arrival rate; the burst floor covers the look-back's peak."""
@@ -531,7 +544,7 @@ class Planner:
     def _apply(self, c: _Component, load_target: int | None, now: int, d: TickDiagnostics,
                start_worker: Any) -> None:
         current = c.current()
-        floor = max(c.floor, c.burst_floor) - self.credit if self.cfg.enable_throughput_scaling else 0
+        floor = self._floor(c) if self.cfg.enable_throughput_scaling else 0
         target = max(load_target if load_target is not None else current, self.cfg.min_endpoint, floor)
         key = f"reason_load_{c.name}"
         if load_target is not None and load_target < current <= target:

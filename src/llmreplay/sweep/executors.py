@@ -15,7 +15,7 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -243,3 +243,21 @@ def ray_results(tasks: list[PointTask], traces: Traces, jobs: int, address: str 
             ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def ray_session(jobs: int, address: str | None) -> Iterator[None]:
+    """One Ray instance for several batches of points (``ray_results`` uses a running instance as it is):
+    callers that run point after point, as the baselines' searches do, start Ray once, not once a batch."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    on_term = signal.getsignal(signal.SIGTERM)
+    ray.init(address=address, num_cpus=jobs if address is None else None, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.ERROR)
+    _restore_sigterm(on_term)
+    try:
+        yield
+    finally:
+        ray.shutdown()
