@@ -102,6 +102,8 @@ def render(r: dict[str, Any], console: Console) -> None:
                  f"{boot['ours']['prefill_fpm_count']} / {boot['ours']['decode_fpm_count']}")
     head.add_row("bootstrap FPMs, prefill / decode (Dynamo)",
                  f"{boot['dynamo']['prefill_fpm_count']} / {boot['dynamo']['decode_fpm_count']}")
+    head.add_row("bootstrap FPMs identical to Dynamo's (sha256 of points and times)",
+                 "yes" if boot.get("identical") else "no")
     console.print(head)
     diag = Table(title="Diagnostics: largest relative difference over all ticks")
     diag.add_column("diagnostic")

@@ -65,6 +65,28 @@ def test_fit_keeps_slopes_non_negative() -> None:
     assert s.coef is not None and s.coef[1] >= 0 and s.coef[2] >= 0
 
 
+
+def test_a_fit_without_load_signal_keeps_the_previous_fit() -> None:
+    """regression.rs ``fit_regression_with_ridge``: once identifiable, a best fit whose slopes are all zero is
+    no usable load signal; the compiled model (aisimulate 0.13 in Dynamo 1.6.1) keeps serving the previous fit.
+    The numbers are a probe of the compiled model: 20 ms before, 20 ms through the first ten falling samples,
+    then 353.5 ms once a positive slope returns."""
+    s = Store()
+    for i in range(1, 11):
+        s.add(i * 5000.0, float(i), 0.01 + 0.001 * i)
+    assert s.predict_s(50000, 10) == pytest.approx(0.020, rel=1e-6)
+    for i in range(1, 11):  # time falls as the work grows: the best face is intercept-only
+        s.add(i * 5000.0, float(i), 0.5 - 0.001 * i)
+        assert s.predict_s(50000, 10) == pytest.approx(0.020, rel=1e-6)
+    for i in range(11, 16):
+        s.add(i * 5000.0, float(i), 0.5 - 0.001 * i)
+    assert s.predict_s(50000, 10) == pytest.approx(0.353525, rel=1e-6)
+    # a store that never had a load signal has no fit at all (not ready), rather than a flat line
+    flat = Store()
+    for i in range(1, 10):
+        flat.add(i * 1000.0, float(i), 0.02 - 0.0001 * i)
+    assert not flat.ready and flat.predict_s(5000, 5) is None
+
 # ---------------------------------------------------------------- engine queries
 def _linear_model(role: str) -> EnginePerfModel:
     m = EnginePerfModel(role, EngineLimits(1000, 64, 100_000))

@@ -10,6 +10,7 @@ A tick's decision is ``scale_to`` per component (null: no change); a relative er
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -107,7 +108,20 @@ def dynamo_engine_args(raw: dict[str, Any], source: str) -> EngineArgs:
 @dataclass
 class BuiltPolicy:
     policy: DynamoPolicy
-    bootstrap: dict[str, int]
+    bootstrap: dict[str, Any]
+
+
+def _fpm_builtins(f: Fpm) -> dict[str, Any]:
+    """A benchmark FPM as ``msgspec.to_builtins`` writes Dynamo's ``ForwardPassMetrics`` (defaults included)."""
+    return {"version": 1, "worker_id": "", "dp_rank": 0, "counter_id": 0, "wall_time": f.wall_time,
+            "scheduled_requests": dict(f.scheduled.__dict__), "queued_requests": dict(f.queued.__dict__)}
+
+
+def fpm_digest(prefill: list[Fpm], decode: list[Fpm]) -> str:
+    """Dynamo's ``_ais_fpm_digest`` (``dynamo/replay/planner.py``) of the bootstrap FPMs: equal digests mean
+    the same points with bit-identical times."""
+    payload = {"prefill": [_fpm_builtins(f) for f in prefill], "decode": [_fpm_builtins(f) for f in decode]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def build_policy(cfg: PlannerConfig, mode: str, prefill_args: EngineArgs | None, decode_args: EngineArgs,
@@ -124,7 +138,7 @@ def build_policy(cfg: PlannerConfig, mode: str, prefill_args: EngineArgs | None,
         p_caps = Capabilities(**{**p_caps.__dict__, "num_gpu": cfg.prefill_engine_num_gpu or p_caps.num_gpu})
         p_limits_args = prefill_args
     policy = DynamoPolicy(settings, p_caps, d_caps)
-    counts = {"prefill": 0, "decode": 0}
+    counts: dict[str, Any] = {"prefill": 0, "decode": 0, "fpm_sha256": None}
     if not settings.easy and cfg.pre_deployment_sweeping_mode == "rapid":
         p_src = p_caps if p_caps is not None else d_caps
         prefill, _ = benchmark_fpms(p_perf, p_src.max_num_batched_tokens, p_src.max_num_seqs, p_src.max_kv_tokens,
@@ -132,7 +146,7 @@ def build_policy(cfg: PlannerConfig, mode: str, prefill_args: EngineArgs | None,
         _, decode = benchmark_fpms(d_perf, d_caps.max_num_batched_tokens, d_caps.max_num_seqs, d_caps.max_kv_tokens,
                                    granularity, decode_args.speedup_ratio)
         policy.bootstrap(prefill, decode)
-        counts = {"prefill": len(prefill), "decode": len(decode)}
+        counts = {"prefill": len(prefill), "decode": len(decode), "fpm_sha256": fpm_digest(prefill, decode)}
     return BuiltPolicy(policy, counts)
 
 
@@ -176,10 +190,13 @@ class ParityResult:
 def run_parity(report: dict[str, Any], built: BuiltPolicy) -> ParityResult:
     policy = built.policy
     meta = (report["planner"].get("metadata") or {}).get("bootstrap") or {}
+    ours_sha, theirs_sha = built.bootstrap.get("fpm_sha256"), meta.get("fpm_sha256")
     res = ParityResult(bootstrap={
-        "ours": {"prefill_fpm_count": built.bootstrap["prefill"], "decode_fpm_count": built.bootstrap["decode"]},
+        "ours": {"prefill_fpm_count": built.bootstrap["prefill"], "decode_fpm_count": built.bootstrap["decode"],
+                 "fpm_sha256": ours_sha},
         "dynamo": {"prefill_fpm_count": meta.get("prefill_fpm_count"), "decode_fpm_count": meta.get("decode_fpm_count"),
-                   "benchmark_granularity": meta.get("benchmark_granularity")},
+                   "benchmark_granularity": meta.get("benchmark_granularity"), "fpm_sha256": theirs_sha},
+        "identical": ours_sha is not None and ours_sha == theirs_sha,
     })
     for name in DIAGNOSTICS:
         res.max_rel_error[name] = 0.0

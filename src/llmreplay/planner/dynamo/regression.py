@@ -165,6 +165,13 @@ def nonnegative_least_squares(rows: np.ndarray) -> tuple[float, float, float] | 
     if best is None:
         return None
     beta = best[1]
+    # regression.rs ``fit_regression_with_ridge``: once the slopes are identifiable (more samples than varying
+    # axes), a best face without a positive slope is "no usable load signal": no fit (the store keeps the
+    # previous one, as the compiled model does)
+    y_scale = float(y.std())
+    tolerance = y_scale * 1e-10 + abs(ym) * np.finfo(np.float64).eps * 32.0
+    if len(y) > int(live.sum()) and not np.any(beta > tolerance):
+        return None
     slopes = np.where(live, beta / np.where(live, scale, 1.0), 0.0)
     intercept = ym - float((slopes * mean).sum())
     return intercept, float(slopes[0]), float(slopes[1])
