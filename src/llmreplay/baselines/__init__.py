@@ -15,14 +15,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmreplay.baselines.fixed import FixedFleet, best_fixed
-from llmreplay.baselines.fleet import FleetRunner
-from llmreplay.baselines.hindsight import build
-from llmreplay.config import RunConfig
 from llmreplay.errors import InputError
-from llmreplay.trace.model import Trace
+
+if TYPE_CHECKING:  # imported when baselines are computed: `llmreplay run` should not pay for the sweep machinery
+    from llmreplay.baselines.fixed import FixedFleet
+    from llmreplay.baselines.fleet import FleetRunner
+    from llmreplay.config import RunConfig
+    from llmreplay.trace.model import Trace
 
 DEFAULT_GOAL = 0.9
 #: hindsight interval: about 30 per run, between 10 s and a minute
@@ -46,6 +47,10 @@ class BaselineOptions:
 def compute_baselines(cfg: RunConfig, trace: Trace, report: dict[str, Any],
                       options: BaselineOptions | None = None) -> dict[str, Any]:
     """The ``baselines`` block of a planner run's report (``trace``: the run's shaped trace)."""
+    from llmreplay.baselines.fixed import best_fixed
+    from llmreplay.baselines.fleet import FleetRunner
+    from llmreplay.baselines.hindsight import build
+
     options = options or BaselineOptions()
     options.check()
     t0 = time.perf_counter()
