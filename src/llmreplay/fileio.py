@@ -8,6 +8,7 @@ different place.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -15,8 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-
-import yaml
 
 from llmreplay.errors import InputError
 
@@ -49,23 +48,31 @@ def decode_utf8(data: bytes, path: str | Path, what: str) -> str:
         ) from None
 
 
-class _BoundedSafeLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader with a cap on aliases, so an alias bomb fails fast instead of eating memory."""
+@functools.cache
+def _bounded_safe_loader() -> type[Any]:
+    """PyYAML's SafeLoader with a cap on aliases, so an alias bomb fails fast instead of eating memory. Built on
+    first use: importing PyYAML is start-up time a run without a YAML file need not pay."""
+    import yaml
 
-    _aliases = 0
+    class BoundedSafeLoader(yaml.SafeLoader):
+        _aliases = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self._aliases += 1
-            if self._aliases > MAX_YAML_ALIASES:
-                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} YAML aliases: this looks like an alias bomb")
-        return super().compose_node(parent, index)
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self._aliases += 1
+                if self._aliases > MAX_YAML_ALIASES:
+                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} YAML aliases: this looks like an alias bomb")
+            return super().compose_node(parent, index)
+
+    return BoundedSafeLoader
 
 
 def parse_yaml(text: str, what: str) -> Any:
     """Safe YAML (no Python objects, at most ``MAX_YAML_ALIASES`` aliases)."""
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_BoundedSafeLoader)  # a SafeLoader subclass: no Python objects
+        return yaml.load(text, Loader=_bounded_safe_loader())  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as exc:
         raise InputError(f"{what} is not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:

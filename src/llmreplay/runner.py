@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -31,16 +31,18 @@ from llmreplay.metrics.records import RequestRecords
 from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
 from llmreplay.outputs import OutputPlan, plan_outputs, write_planned
-from llmreplay.planner.config import PlannerConfig, parse_planner_config
-from llmreplay.planner.factory import PlannerLike, make_planner
-from llmreplay.planner.planner import ScalingEvent
-from llmreplay.planner.scripted import ScriptedPolicy
 from llmreplay.report.model import SCHEMA_ID, RunReport
 from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
 from llmreplay.trace import load_trace
 from llmreplay.trace.model import Trace
 from llmreplay.trace.transform import jitter_arrivals, slice_trace, speed_up
 from llmreplay.units import NS_PER_S, s_to_ns
+
+if TYPE_CHECKING:  # imported by a run with a planner only: a plain run does not pay for the planner's modules
+    from llmreplay.planner.config import PlannerConfig
+    from llmreplay.planner.factory import PlannerLike
+    from llmreplay.planner.planner import ScalingEvent
+    from llmreplay.planner.scripted import ScriptedPolicy
 
 SCHEMA = SCHEMA_ID
 
@@ -189,6 +191,8 @@ def run(
     planner_cfg: PlannerConfig | None = None
     notes: list[str] = []
     if cfg.planner_config is not None:
+        from llmreplay.planner.config import parse_planner_config
+
         planner_cfg, notes = parse_planner_config(cfg.planner_config)
         topology_mode = "disagg" if cfg.is_disagg else "agg"
         if planner_cfg.mode is not None and planner_cfg.mode != topology_mode:
@@ -205,10 +209,14 @@ def run(
     replay = Replay(trace, topo.pools, options)
     planner: PlannerLike | ScriptedPolicy | None = None
     if planner_cfg is not None and planner_cfg.policy == "scripted":
+        from llmreplay.planner.scripted import ScriptedPolicy
+
         planner = scripted = ScriptedPolicy(planner_cfg, topo.pools)
         for t_ns in scripted.times_ns:
             replay.at(t_ns, lambda r, t: scripted.apply(t, r.start_worker))
     elif planner_cfg is not None:
+        from llmreplay.planner.factory import make_planner
+
         planner = make_planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
         if planner.period_ns > 0:
             replay.observer = planner

@@ -79,7 +79,10 @@ def test_nested_hash_ids_are_rejected(tmp_path: Path, ids: list[object]) -> None
     assert f"{p}:2:" in msg and "flat list of integers" in msg and "nested list" in msg
 
 
-def test_json_nested_100k_deep_is_an_error_not_a_crash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arrow_min_bytes", [0, L.ARROW_MIN_BYTES])  # 0: the file goes to pyarrow first
+def test_json_nested_100k_deep_is_an_error_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       arrow_min_bytes: int) -> None:
+    monkeypatch.setattr(L, "ARROW_MIN_BYTES", arrow_min_bytes)
     p = tmp_path / "deep.jsonl"
     deep = "[" * 100_000 + "]" * 100_000
     p.write_text(row(0) + '{"timestamp": 1, "input_length": 5, "output_length": 5, "x": ' + deep + "}\n")

@@ -24,6 +24,14 @@ SHARED = {
 }
 
 
+@pytest.fixture(autouse=True, params=["python-json", "arrow-json"])
+def json_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both JSON paths: small files are parsed in Python, large ones by pyarrow."""
+    if request.param == "arrow-json":
+        monkeypatch.setattr(L, "ARROW_MIN_BYTES", 0)
+    return str(request.param)
+
+
 def same(a: Trace, b: Trace) -> None:
     for c in COLUMNS:
         np.testing.assert_array_equal(getattr(a, c), getattr(b, c), err_msg=c)
@@ -170,6 +178,28 @@ def _slow(path: Path, monkeypatch: pytest.MonkeyPatch) -> Trace:
         return load_trace(path)
 
 
+@pytest.fixture
+def arrow_for_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small JSON files are parsed in Python (importing pyarrow costs more); these tests need pyarrow's path."""
+    monkeypatch.setattr(L, "ARROW_MIN_BYTES", 0)
+
+
+def test_trace_loading_imports_no_pandas_and_small_json_no_pyarrow(shared_traces: Path) -> None:
+    """Start-up cost: pyarrow is imported only for CSV and large JSON files, and pandas never (pyarrow's
+    ``to_numpy``/``pa.scalar`` would import it: ~0.2 s of CPU, about the whole Python floor of a replay)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from llmreplay.trace import load_trace; "
+            f"t = load_trace({str(shared_traces / 'mooncake_fast25_conversation_trace.jsonl')!r}); "
+            "print(len(t), 'pyarrow' in sys.modules, 'pandas' in sys.modules); "
+            f"t = load_trace({str(shared_traces / 'azure_llm_2023_conv.csv')!r}); "
+            "print(len(t), 'pyarrow' in sys.modules, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["12031", "False", "False", "19366", "True", "False"]
+
+
+@pytest.mark.usefixtures("arrow_for_all")
 def test_fast_and_slow_json_paths_agree(shared_traces: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     src = shared_traces / "mooncake_fast25_synthetic_trace.jsonl"
@@ -190,6 +220,7 @@ def test_fast_and_slow_json_paths_agree(shared_traces: Path, tmp_path: Path,
     assert fast.delay_ns.tolist() == [-1, -1, 250_500_000, -1, 1_499_750_000]
 
 
+@pytest.mark.usefixtures("arrow_for_all")
 def test_pieces_merge_like_one_read(shared_traces: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [{"timestamp": i * 10, "input_length": 1100 + i, "output_length": 1 + i % 7,

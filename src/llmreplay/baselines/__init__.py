@@ -16,15 +16,15 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmreplay.baselines.fixed import FixedFleet, best_fixed
-from llmreplay.baselines.fleet import FleetRunner
-from llmreplay.baselines.hindsight import build
-from llmreplay.config import RunConfig
 from llmreplay.errors import InputError
-from llmreplay.sweep.executors import max_local_jobs, ray_session
-from llmreplay.trace.model import Trace
+
+if TYPE_CHECKING:  # imported when baselines are computed: `llmreplay run` should not pay for the sweep machinery
+    from llmreplay.baselines.fixed import FixedFleet
+    from llmreplay.baselines.fleet import FleetRunner
+    from llmreplay.config import RunConfig
+    from llmreplay.trace.model import Trace
 
 DEFAULT_GOAL = 0.9
 #: hindsight interval: about 30 per run, between 10 s and a minute
@@ -45,16 +45,25 @@ class BaselineOptions:
         if self.address is not None and self.executor != "ray":
             raise InputError(f"--baselines-address is for --baselines-executor ray (got --baselines-executor "
                              f"{self.executor} with --baselines-address {self.address}).")
-        if self.executor == "local" and self.jobs is not None and self.jobs > max_local_jobs():
-            raise InputError(f"--baselines-jobs {self.jobs:,} would start that many processes on this machine; at "
-                             f"most {max_local_jobs():,} with --baselines-executor local (or use ray).")
+        if self.executor == "local" and self.jobs is not None:
+            self._check_local_jobs(self.jobs)
         if self.change_budget is not None and self.change_budget < 0:
             raise InputError(f"the hindsight change budget must be >= 0 (got {self.change_budget}).")
+
+    @staticmethod
+    def _check_local_jobs(jobs: int) -> None:
+        from llmreplay.sweep.executors import max_local_jobs
+
+        if jobs > max_local_jobs():
+            raise InputError(f"--baselines-jobs {jobs:,} would start that many processes on this machine; at "
+                             f"most {max_local_jobs():,} with --baselines-executor local (or use ray).")
 
 
 def compute_baselines(cfg: RunConfig, trace: Trace, report: dict[str, Any],
                       options: BaselineOptions | None = None) -> dict[str, Any]:
     """The ``baselines`` block of a planner run's report (``trace``: the run's shaped trace)."""
+    from llmreplay.sweep.executors import ray_session
+
     options = options or BaselineOptions()
     options.check()
     t0 = time.perf_counter()
@@ -66,6 +75,10 @@ def compute_baselines(cfg: RunConfig, trace: Trace, report: dict[str, Any],
 
 def _compute(cfg: RunConfig, trace: Trace, report: dict[str, Any], options: BaselineOptions, jobs: int,
              t0: float) -> dict[str, Any]:
+    from llmreplay.baselines.fixed import best_fixed
+    from llmreplay.baselines.fleet import FleetRunner
+    from llmreplay.baselines.hindsight import build
+
     runner = FleetRunner(cfg, trace, report, executor=options.executor, jobs=jobs, address=options.address)
     planner = _planner_point(report)
     horizon_s = float(report["sim"]["simulated_s"])

@@ -19,6 +19,7 @@ the second term (:meth:`StepPower.decode_j`, :meth:`StepPower.mixed_j`), per fas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,11 +131,12 @@ class StepPower:
         return tokens * self._flops_per_token * self._s_per_gemm_flop + \
             rows * self._flops_per_logit_row * self._s_per_bf16_flop
 
-    def decode_j(self, n_decode: int, kv0: int, t0_ns: int, ends: I64) -> float:
+    def decode_j(self, n_decode: int, kv0: int, t0_ns: int, ends: I64 | Sequence[int]) -> float:
         """Decode-only steps ``i = 0..len(ends)-1`` (a stretch, or part of one) with ``n_decode`` requests
         reading ``kv0 + i · n_decode`` KV tokens, step i ending at ``ends[i]``, the first starting at ``t0_ns``.
-        Called once per stretch slice the engine applies, so a one-step slice stays in plain Python."""
-        k = int(ends.shape[0])
+        Called once per stretch slice the engine applies, so a one-step slice stays in plain Python, and ``ends``
+        may be a list (made an array only when some step is clipped at max power)."""
+        k = len(ends)
         if k == 0 or n_decode <= 0:
             return 0.0
         fixed = self._decode_fixed.get(n_decode)
@@ -149,6 +151,7 @@ class StepPower:
             # in KV tokens, and the last step has the most work): the sum in closed form
             work = k * fixed + self._per_kv * (k * kv0 + n_decode * k * (k - 1) / 2)
             return self._dyn_w * min(work, (int(ends[-1]) - t0_ns) * 1e-9)
+        ends = np.asarray(ends, dtype=np.int64)
         durs = ends.astype(np.float64)
         durs[1:] -= ends[:-1]
         durs[0] -= t0_ns

@@ -45,6 +45,21 @@ I64 = npt.NDArray[np.int64]
 
 #: longest stretch planned at once; a longer run of decode steps is planned again at its end
 MAX_STRETCH_STEPS = 4096
+#: 0, 1, 2, ...: step offsets within a stretch (sliced, not rebuilt, for each stretch)
+_RAMP = np.arange(MAX_STRETCH_STEPS, dtype=np.int64)
+
+
+class _PhaseTable(dict[int, "I64"]):
+    """Block size -> the block phase of each step offset, ``(s + i) % block_size`` for a stretch starting at
+    phase ``s``, as one array to slice: ``table[s : s + k]``."""
+
+    def __missing__(self, block_size: int) -> I64:
+        table: I64 = np.arange(MAX_STRETCH_STEPS + block_size, dtype=np.int64) % block_size
+        self[block_size] = table
+        return table
+
+
+_PHASES = _PhaseTable()
 
 
 @dataclass(slots=True)
@@ -269,19 +284,20 @@ class Engine:
     def _plan_decode(self, now: int, max_steps: int) -> int:
         """Plan a stretch of up to ``max_steps`` decode-only steps (1: a single step): as many as the KV blocks
         free now allow, with one vectorised perf-model call for all of them."""
-        steps = np.arange(self.steps, self.steps + max_steps, dtype=np.int64)
         k = max_steps
         blocks_through = [0]
         if max_steps > 1:
             # blocks_through[i]: blocks the steps 1..i open; the stretch stops before the KV runs out
-            cum = np.cumsum(self.decoding_by_block_phase[steps % self.block_size])
+            phase = self.steps % self.block_size
+            # (ufunc methods, not np.cumsum / np.searchsorted: the same kernels without numpy's Python wrappers)
+            cum = np.add.accumulate(self.decoding_by_block_phase[_PHASES[self.block_size][phase : phase + max_steps]])
             cum -= cum[0]
-            k = 1 + int(np.searchsorted(cum[1:], self.kv_cache.num_allocatable_blocks, side="right"))
-            steps = steps[:k]
+            k = 1 + int(cum[1:].searchsorted(self.kv_cache.num_allocatable_blocks, side="right"))
             blocks_through = cum[:k].tolist()
-        kv_tokens = self.decode_context_base + self.num_decoding * steps
+        # the context each step reads: the batch's context now, growing by one token per request and step
+        kv_tokens = _RAMP[:k] * self.num_decoding + (self.decode_context_base + self.num_decoding * self.steps)
         durations = to_ns(self.perf.decode_steps_s(self.num_decoding, kv_tokens), self.speedup_ratio)
-        ends: list[int] = (now + np.cumsum(durations)).tolist()
+        ends: list[int] = (np.add.accumulate(durations) + now).tolist()
         self.pending = _Pending(now, ends, self.steps, blocks_through, durations)
         return ends[-1]
 
@@ -397,8 +413,7 @@ class Engine:
             self.busy_ns += ends[done - 1] - t_prev
             if self.power is not None:  # energy of exactly these steps
                 kv0 = self.decode_context_base + self.num_decoding * (p.first_step + p.applied)
-                self.active_j += self.power.decode_j(self.num_decoding, kv0, t_prev,
-                                                     np.asarray(ends[p.applied : done], dtype=np.int64))
+                self.active_j += self.power.decode_j(self.num_decoding, kv0, t_prev, ends[p.applied : done])
             self.steps = p.first_step + done
             p.applied = done
         if not record or p.recorded >= p.applied:

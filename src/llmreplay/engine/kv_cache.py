@@ -115,11 +115,13 @@ class BlockPool:
             if n > self.num_allocatable_blocks:
                 return False
             per_hash_block = self.blocks_per_hash_block
-            while self.num_free_blocks < n:
-                key, _ = self._evictable.popitem(last=False)
-                del self.ref_counts[key]
-                self.num_free_blocks += per_hash_block
-                self.stats.evicted_hash_blocks += 1
+            evict = -(-(n - self.num_free_blocks) // per_hash_block)  # hash blocks to evict, oldest first
+            pop = self._evictable.popitem
+            ref_counts = self.ref_counts
+            for _ in range(evict):
+                del ref_counts[pop(last=False)[0]]
+            self.num_free_blocks += evict * per_hash_block
+            self.stats.evicted_hash_blocks += evict
         self.num_free_blocks -= n
         self.num_private_blocks += n
         self.stats.allocated_blocks += n
@@ -159,12 +161,14 @@ class BlockPool:
         self.num_free_blocks += num_private
         ref_counts = self.ref_counts
         evictable = self._evictable
+        released = 0
         for key in reversed(keys):
             rc = ref_counts[key] - 1
             ref_counts[key] = rc
-            if rc == 0:
-                self.num_shared_hash_blocks -= 1
+            if not rc:
+                released += 1
                 evictable[key] = None
+        self.num_shared_hash_blocks -= released
 
     def check(self) -> None:
         """Assert the pool's invariants (tests and the debug mode)."""

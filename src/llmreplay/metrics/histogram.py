@@ -18,14 +18,27 @@ _MAX_BUCKET = int(math.log(1e13) / _LOG_BASE) + 2  # up to ~2.8 hours in ns
 
 
 class LogHistogram:
-    """Weighted histogram of positive integer values (nanoseconds)."""
+    """Weighted histogram of positive integer values (nanoseconds).
+
+    A stretch's vector of gaps is not bucketed when it is added: vectors are held (at most
+    :data:`BATCH_VECTORS` of them) and bucketed together, one numpy pass instead of a dozen numpy calls per
+    stretch. The result is the same bit for bit: bucket counts are whole numbers (exact in any order), min and
+    max do not depend on order, and the floating-point sum is accumulated term by term in the order of the
+    adds, as if each had been added at once."""
+
+    #: stretches held before they are bucketed together
+    BATCH_VECTORS = 256
 
     def __init__(self) -> None:
-        self.counts = np.zeros(_MAX_BUCKET, dtype=np.float64)
+        self._counts = np.zeros(_MAX_BUCKET, dtype=np.float64)
         self.total_weight = 0
-        self.total_sum = 0.0
-        self.min = math.inf
-        self.max = -math.inf
+        self._total_sum = 0.0
+        self._min: float = math.inf
+        self._max: float = -math.inf
+        self._vectors: list[npt.NDArray[np.int64]] = []
+        self._weights: list[int] = []
+        #: terms of the sum in the order of the adds; ``None`` stands for the next held vector's term
+        self._terms: list[float | None] = []
 
     @staticmethod
     def _bucket(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -36,11 +49,15 @@ class LogHistogram:
         if weight <= 0:
             return
         b = min(_MAX_BUCKET - 1, int(math.log(max(value, 1)) / _LOG_BASE))
-        self.counts[b] += weight
+        self._counts[b] += weight
         self.total_weight += weight
-        self.total_sum += float(value) * weight
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        self._terms.append(float(value) * weight)
+        if value < self._min:
+            self._min = value
+        if value > self._max:
+            self._max = value
+        if len(self._terms) >= 8 * self.BATCH_VECTORS:
+            self._flush()
 
     def add_many(self, values: npt.NDArray[np.int64], weight: int) -> None:
         if weight <= 0 or values.size == 0:
@@ -48,11 +65,58 @@ class LogHistogram:
         if values.size == 1:
             self.add(int(values[0]), weight)
             return
-        np.add.at(self.counts, self._bucket(values), weight)
+        self._vectors.append(values)
+        self._weights.append(weight)
+        self._terms.append(None)
         self.total_weight += weight * int(values.size)
-        self.total_sum += float(values.sum()) * weight
-        self.min = min(self.min, int(values.min()))
-        self.max = max(self.max, int(values.max()))
+        if len(self._vectors) >= self.BATCH_VECTORS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Bucket the held vectors and add the held terms to the sum, in the order they were added."""
+        sums: list[int] = []
+        weights = self._weights
+        if self._vectors:
+            vectors = self._vectors
+            values = np.concatenate(vectors) if len(vectors) > 1 else vectors[0]
+            lengths = [int(v.shape[0]) for v in vectors]
+            self._counts += np.bincount(self._bucket(values), weights=np.repeat(weights, lengths),
+                                        minlength=_MAX_BUCKET)
+            starts = np.zeros(len(vectors), dtype=np.int64)
+            np.cumsum(lengths[:-1], out=starts[1:])
+            sums = np.add.reduceat(values, starts).tolist()  # each vector's exact integer sum
+            self._min = min(self._min, int(values.min()))
+            self._max = max(self._max, int(values.max()))
+            self._vectors, self._weights = [], []
+        total = self._total_sum
+        j = 0
+        for term in self._terms:
+            if term is None:
+                term = float(sums[j]) * weights[j]
+                j += 1
+            total += term
+        self._total_sum = total
+        self._terms = []
+
+    @property
+    def counts(self) -> npt.NDArray[np.float64]:
+        self._flush()
+        return self._counts
+
+    @property
+    def total_sum(self) -> float:
+        self._flush()
+        return self._total_sum
+
+    @property
+    def min(self) -> float:
+        self._flush()
+        return self._min
+
+    @property
+    def max(self) -> float:
+        self._flush()
+        return self._max
 
     def mean(self) -> float:
         return self.total_sum / self.total_weight if self.total_weight else math.nan

@@ -23,19 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 
 from llmreplay.errors import InputError
 from llmreplay.trace.model import DEFAULT_BLOCK_SIZE, I64, MAX_SPAN_NS, Trace
 from llmreplay.trace.transform import dense_sessions, take_rows
 from llmreplay.units import NS_PER_MS, NS_PER_S
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMATS = ("auto", "mooncake", "azure", "csv", "jsonl")
 
@@ -67,6 +66,7 @@ _TIME_HELP = "arrival time: timestamp (ms; aliases created_time, timestamp_ms) o
 _STAMP_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
 _STAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?$"
 _BLANK_LINE = re.compile(rb"\n[ \t\r\f\v]*\n")
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 # ---------------------------------------------------------------------------------------------- raw columns
@@ -234,10 +234,16 @@ def _line_numbers(data: bytes) -> I64 | None:
 
 
 # ---------------------------------------------------------------------------------------------- JSON lines
+#: JSON text below this size is parsed line by line in Python: importing pyarrow costs more than pyarrow's
+#: parser saves on it (a 3 MB, 12k-line trace parses in Python in about the time ``import pyarrow`` takes)
+ARROW_MIN_BYTES = 8 << 20
+
+
 def _load_json(buf: list[bytes], source: str) -> _Raw:
     """``buf`` holds the file's text; the fast path empties it once it no longer needs it."""
-    lines = _line_numbers(buf[0])
-    raw = _arrow_json(buf, lines)
+    raw = None
+    if len(buf[0]) >= ARROW_MIN_BYTES:
+        raw = _arrow_json(buf, _line_numbers(buf[0]))
     if raw is None:
         raw = _python_json(buf[0], source)
     return raw
@@ -278,6 +284,8 @@ def _whole(v: Any) -> int | None:
 
 def _python_json(data: bytes, source: str) -> _Raw:
     loads = _json_loads()
+    # the C scanner json.loads ends in, called directly (typeshed does not declare the attribute)
+    scan: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
     ts: list[int] = []
     isl: list[int] = []
     osl: list[int] = []
@@ -295,15 +303,23 @@ def _python_json(data: bytes, source: str) -> _Raw:
     def fail(lineno: int, msg: str) -> InputError:
         return InputError(msg, source=source, line=lineno)
 
-    for lineno, text in enumerate(data.split(b"\n"), 1):
-        if not text.strip():
+    # the text is UTF-8 (checked when read); a line the bare scanner does not take whole goes to ``loads``,
+    # which parses it as before or raises the message below
+    for lineno, text in enumerate(data.decode("utf-8").split("\n"), 1):
+        if not text.strip(_ASCII_SPACE):  # blank as bytes.strip() sees it (str.strip() also drops U+00A0 etc.)
             continue
         try:
-            obj = loads(text)
-        except ValueError as exc:
-            raise fail(lineno, f"invalid JSON ({exc}); each line must hold one JSON object.") from None
-        except RecursionError:
-            raise fail(lineno, "JSON nested too deeply; each line must hold one flat JSON object.") from None
+            line_text = text.strip(" \t\r")
+            obj, end = scan(line_text, 0)
+            if end != len(line_text):
+                raise ValueError
+        except (ValueError, StopIteration, RecursionError):
+            try:
+                obj = loads(text.encode("utf-8"))
+            except ValueError as exc:
+                raise fail(lineno, f"invalid JSON ({exc}); each line must hold one JSON object.") from None
+            except RecursionError:
+                raise fail(lineno, "JSON nested too deeply; each line must hold one flat JSON object.") from None
         if type(obj) is not dict:
             raise fail(lineno, f"expected a JSON object like {{\"timestamp\": 0, \"input_length\": 512, "
                                f"\"output_length\": 64}}, got {type(obj).__name__}.")
@@ -430,6 +446,9 @@ def _arrow_json(buf: list[bytes], lines: I64 | None) -> _Raw | None:
     The text goes to pyarrow in pieces of about 16 MiB (cut at line ends), each converted to numpy at once,
     so the peak memory stays near the size of the file plus the trace. On success ``buf`` is emptied (its
     text is no longer needed)."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
     data = buf[0]
     size = len(data)
     pieces: list[_Raw] = []
@@ -512,6 +531,9 @@ def _max_openers_per_line(piece: bytes) -> int:
 
 def _arrow_table(table: pa.Table) -> _Raw | None:
     """One piece's columns (``line`` left empty), or ``None`` when the piece needs the slow parser."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = table.num_rows
     if n == 0:
         return None
@@ -549,7 +571,7 @@ def _arrow_table(table: pa.Table) -> _Raw | None:
         col = column(lname)
         if not pa.types.is_integer(col.type) or col.null_count:
             return None
-        lengths.append(np.asarray(col.to_numpy(), dtype=np.int64))
+        lengths.append(_arrow_numpy(col).astype(np.int64))
         names[canon] = lname
     # blocks
     offsets, hash_ids = np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -574,7 +596,7 @@ def _arrow_table(table: pa.Table) -> _Raw | None:
             return None
         if not pa.types.is_null(t):
             enc = pc.dictionary_encode(col)
-            session = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+            session = _arrow_numpy(enc.indices, fill=-1).astype(np.int64)
             keys = enc.dictionary.to_pylist()
     # delays
     dname = pick([d for d, _ in DELAY_FIELDS])
@@ -600,6 +622,8 @@ def _arrow_table(table: pa.Table) -> _Raw | None:
 def _arrow_lists(col: pa.ChunkedArray) -> tuple[I64, I64] | None:
     """A chunked list<int> column -> CSR (offsets, values), one chunk at a time (no combined copy). Null
     lists are empty; ``None`` when a list holds a null."""
+    import pyarrow.compute as pc
+
     offs: list[I64] = [np.zeros(1, dtype=np.int64)]
     vals: list[I64] = []
     base = 0
@@ -609,10 +633,9 @@ def _arrow_lists(col: pa.ChunkedArray) -> tuple[I64, I64] | None:
         values = chunk.flatten()
         if values.null_count:
             return None
-        raw = np.asarray(chunk.offsets, dtype=np.int64)
+        raw = _arrow_numpy(chunk.offsets).astype(np.int64)
         if chunk.null_count:  # a null list may still span values in arrow's layout: rebuild from lengths
-            lengths = np.asarray(pc.list_value_length(chunk).fill_null(0).to_numpy(zero_copy_only=False),
-                                 dtype=np.int64)
+            lengths = _arrow_numpy(pc.list_value_length(chunk)).astype(np.int64)
             raw = np.zeros(len(chunk) + 1, dtype=np.int64)
             np.cumsum(lengths, out=raw[1:])
         else:
@@ -620,7 +643,7 @@ def _arrow_lists(col: pa.ChunkedArray) -> tuple[I64, I64] | None:
         offs.append(raw[1:] + base)
         base += int(raw[-1])
         if len(values):
-            vals.append(np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64))
+            vals.append(_arrow_numpy(values).astype(np.int64))
     hash_ids = np.concatenate(vals) if vals else np.zeros(0, dtype=np.int64)
     if hash_ids.shape[0] != base:
         return None
@@ -629,26 +652,57 @@ def _arrow_lists(col: pa.ChunkedArray) -> tuple[I64, I64] | None:
 
 def _arrow_time(col: pa.Array, scale: int) -> I64 | None:
     """A numeric arrow column in ``scale`` units -> int64 ns with nulls as ``MISSING``."""
+    import pyarrow as pa
+
     t = col.type
     n = len(col)
     if pa.types.is_null(t):
         return np.full(n, MISSING, dtype=np.int64)
     if pa.types.is_integer(t):
-        v = col.fill_null(0).to_numpy().astype(np.int64)
+        v = _arrow_numpy(col).astype(np.int64)
         if v.size and (np.abs(v).max() >= _MAX_INT // scale):
             return None
         out = v * scale
     elif pa.types.is_floating(t):
-        f = col.fill_null(0.0).to_numpy().astype(np.float64)
+        f = _arrow_numpy(col).astype(np.float64)
         if not np.isfinite(f).all() or (f.size and np.abs(f).max() >= _MAX_INT / scale):
             return None
         out = _float_to_ns(f, scale)
     else:
         return None
     if col.null_count:
-        out[np.asarray(col.is_null())] = MISSING
+        out[~_arrow_valid(col)] = MISSING
     result: I64 = out
     return result
+
+
+#: arrow's names of the numeric types whose numpy names differ
+_NUMPY_NAMES = {"double": "float64", "float": "float32", "halffloat": "float16"}
+
+
+def _arrow_numpy(arr: pa.Array, fill: int = 0) -> npt.NDArray[Any]:
+    """A numeric arrow array as numpy, nulls replaced by ``fill``, read from its buffers: pyarrow's own
+    ``to_numpy`` and ``fill_null`` import pandas when it is installed (~0.2 s of CPU), which a replay never needs."""
+    n = len(arr)
+    dtype = np.dtype(_NUMPY_NAMES.get(str(arr.type), str(arr.type)))
+    data = arr.buffers()[1]
+    if n == 0 or data is None:
+        return np.full(n, fill, dtype=dtype)
+    values = np.frombuffer(data, dtype=dtype, count=arr.offset + n)[arr.offset:]
+    if arr.null_count:
+        values = values.copy()
+        values[~_arrow_valid(arr)] = fill
+    return values
+
+
+def _arrow_valid(arr: pa.Array) -> npt.NDArray[np.bool_]:
+    """The validity of each slot (False: null), unpacked from arrow's bitmap."""
+    n = len(arr)
+    bitmap = arr.buffers()[0]
+    if bitmap is None or not arr.null_count:
+        return np.ones(n, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[arr.offset:arr.offset + n].astype(bool)
 
 
 def _float_to_ns(f: npt.NDArray[np.float64], scale: int) -> I64:
@@ -687,6 +741,9 @@ def _load_csv(data: bytes, source: str, azure: bool) -> _Raw:
 
 
 def _arrow_csv(data: bytes, header: list[str]) -> pa.Table | None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     try:
         return pacsv.read_csv(
             io.BytesIO(data),
@@ -701,6 +758,8 @@ def _arrow_csv(data: bytes, header: list[str]) -> pa.Table | None:
 
 
 def _python_csv(data: bytes, header: list[str], source: str, lines: I64 | None) -> pa.Table:
+    import pyarrow as pa
+
     text = data.decode("utf-8")  # checked as UTF-8 when read
     cols: list[list[str]] = [[] for _ in header]
     rows = csv.reader(io.StringIO(text))
@@ -723,6 +782,8 @@ def _python_csv(data: bytes, header: list[str], source: str, lines: I64 | None) 
 
 def _csv_columns(table: pa.Table, header: list[str], line: I64, header_line: int, source: str,
                  azure: bool) -> _Raw:
+    import pyarrow.compute as pc
+
     n = table.num_rows
     lower = {h.lower(): h for h in header}
 
@@ -788,9 +849,8 @@ def _csv_columns(table: pa.Table, header: list[str], line: I64, header_line: int
         keys = []
         if sname is not None:
             scol = col(sname)
-            scol = pc.if_else(pc.equal(scol, ""), pa.scalar(None, pa.string()), scol)
-            enc = pc.dictionary_encode(scol)
-            session = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            enc = pc.dictionary_encode(_blank_to_null(scol))
+            session = _arrow_numpy(enc.indices, fill=-1).astype(np.int64)
             keys = enc.dictionary.to_pylist()
             used.add(sname)
         dname = find([d for d, _ in DELAY_FIELDS])
@@ -813,9 +873,24 @@ def _first_bad(values: list[Any], ok: Callable[[Any], bool]) -> int:
     return -1
 
 
+def _blank_to_null(arr: pa.Array) -> pa.Array:
+    """Empty strings of a string column as nulls (built without ``pa.scalar``, which imports pandas)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    blank = pc.invert(pc.cast(pc.utf8_length(arr), pa.bool_()))
+    return pc.if_else(blank, pa.nulls(1, arr.type)[0], arr)
+
+
 def _csv_ints(arr: pa.Array, name: str, line: I64, source: str, what: str) -> I64:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     try:
-        out: I64 = np.asarray(pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        ints = pc.cast(arr, pa.int64())
+        if ints.null_count:  # cannot happen (strings are never null here), but never read a null slot
+            raise ValueError
+        out: I64 = _arrow_numpy(ints).astype(np.int64)
         if out.size and np.abs(out).max() >= _MAX_INT:
             raise ValueError
         return out
@@ -838,16 +913,19 @@ def _csv_ints(arr: pa.Array, name: str, line: I64, source: str, what: str) -> I6
 
 def _csv_times(arr: pa.Array, name: str, scale: int, line: I64, source: str) -> I64:
     """Numbers in ``scale`` units -> ns; empty cells are ``MISSING`` (allowed for later session turns)."""
-    empty = np.asarray(pc.equal(arr, ""), dtype=bool)
-    filled = pc.if_else(pc.equal(arr, ""), "0", arr)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    filled = _blank_to_null(arr)  # cast to a number leaves the nulls null; read as 0, then MISSING
+    empty = ~_arrow_valid(filled)
     try:
-        out = pc.cast(filled, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+        out = _arrow_numpy(pc.cast(filled, pa.int64())).astype(np.int64)
         if out.size and np.abs(out).max() >= _MAX_INT // scale:
             raise ValueError
         out = out * scale
     except (pa.ArrowException, ValueError):
         try:
-            f = pc.cast(filled, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            f = _arrow_numpy(pc.cast(filled, pa.float64())).astype(np.float64)
             if not np.isfinite(f).all() or (f.size and np.abs(f).max() >= _MAX_INT / scale):
                 raise ValueError from None
             out = _float_to_ns(f, scale)
@@ -889,10 +967,14 @@ def _stamp_py(s: str) -> int | None:
 
 def _csv_stamps(arr: pa.Array, name: str, line: I64, source: str) -> I64:
     """``YYYY-MM-DD HH:MM:SS.fffffff`` -> exact integer ns (only differences matter, so the epoch is free)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     try:
         if pc.all(pc.match_substring_regex(arr, _STAMP_PATTERN)).as_py() is not False:
-            out: I64 = pc.cast(arr, pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-            return out.astype(np.int64)
+            stamps = pc.cast(arr, pa.timestamp("ns")).cast(pa.int64())
+            if not stamps.null_count:
+                return _arrow_numpy(stamps).astype(np.int64)
     except pa.ArrowException:
         pass
     values = arr.to_pylist()
@@ -909,17 +991,22 @@ def _csv_stamps(arr: pa.Array, name: str, line: I64, source: str) -> I64:
 
 
 def _csv_hashes(arr: pa.Array, name: str, line: I64, source: str) -> tuple[I64, I64]:
-    cells = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = _blank_to_null(arr)
     try:
         lists = pc.cast(pc.utf8_split_whitespace(cells), pa.list_(pa.int64()))
-        lists = pc.if_else(pc.is_null(lists), pa.scalar([], lists.type), lists)
-        raw_off = np.asarray(lists.offsets, dtype=np.int64)
-        values = lists.flatten()
-        ids = values.to_numpy(zero_copy_only=False).astype(np.int64) if len(values) \
-            else np.zeros(0, dtype=np.int64)
-        if ids.size and np.abs(ids).max() >= _MAX_INT:
+        lengths = _arrow_numpy(pc.list_value_length(lists)).astype(np.int64)  # a null (blank) cell: no blocks
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = lists.flatten()  # skips the values a null list may span
+        if values.null_count:
             raise ValueError
-        return raw_off - raw_off[0], ids
+        ids = _arrow_numpy(values).astype(np.int64)
+        if ids.shape[0] != offsets[-1] or (ids.size and np.abs(ids).max() >= _MAX_INT):
+            raise ValueError
+        return offsets, ids
     except (pa.ArrowException, ValueError):
         pass
     for i, cell in enumerate(arr.to_pylist()):

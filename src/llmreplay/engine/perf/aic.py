@@ -111,10 +111,15 @@ def _bracket(axis: list[float], x: float) -> tuple[int, float]:
 
 
 def _bracket_vec(axis: F64, x: F64) -> tuple[I64, F64]:
-    """Vectorised :func:`_bracket`."""
-    i = np.clip(np.searchsorted(axis, x, side="right") - 1, 0, axis.shape[0] - 2)
-    w = np.maximum((x - axis[i]) / (axis[i + 1] - axis[i]), 0.0)
-    return i.astype(np.int64), w
+    """Vectorised :func:`_bracket`. (Ufuncs in place of ``np.clip`` and ``np.searchsorted``, whose Python-level
+    wrappers cost more than the work on the short arrays of a stretch; the same integers.)"""
+    i = axis.searchsorted(x, side="right").astype(np.int64, copy=False)
+    i -= 1
+    np.maximum(i, 0, out=i)
+    np.minimum(i, axis.shape[0] - 2, out=i)
+    lo = axis[i]
+    w = np.maximum((x - lo) / (axis[i + 1] - lo), 0.0)
+    return i, w
 
 
 def _monotone(table: F64) -> F64:

@@ -182,9 +182,10 @@ class RooflineModel(PerfModel):
         tokens = sum(n for n, _ in chunks) + n_decode
         fixed = self._overhead + self.gemm_s(tokens, len(chunks) + n_decode) + self.allreduce_s(tokens)
         fixed += sum(self.prefill_attention_s(n, c) for n, c in chunks)
-        if n_decode > 0:
-            kv = np.asarray([decode_kv_tokens], dtype=np.float64)
-            fixed += float(self.decode_attention_s(kv)[0])
+        if n_decode > 0:  # decode_attention_s of one value, in Python floats (the same IEEE operations)
+            kv = float(decode_kv_tokens)
+            fixed += max(kv * (self._kv_bytes_per_token / (self._hbm * self.hw.tp)),
+                         kv * (self._attn_flops_per_pair / self._attn_flops))
         return float(fixed)
 
     def decode_steps_s(self, n_decode: int, decode_kv_tokens: I64) -> F64:
