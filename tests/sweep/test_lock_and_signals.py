@@ -21,7 +21,7 @@ from sweeputil import BASE, llmreplay, read_table, write_sweep
 from llmreplay.errors import InputError
 from llmreplay.sweep import load_sweep, run_sweep
 from llmreplay.sweep.grid import expand, grid_size, point_configs
-from llmreplay.sweep.lock import LOCK_NAME, folder_lock
+from llmreplay.sweep.lock import LOCK_NAME, Terminated, folder_lock, signals_deferred, terminate_as_interrupt
 from llmreplay.trace import load_trace
 from llmreplay.trace.synth import poisson, write_trace
 
@@ -272,3 +272,15 @@ def test_a_local_pool_is_capped(tmp_path: Path) -> None:
     f = write_sweep(tmp_path, {"extra_engine_args.startup_time": [0]}, base={**BASE, "max_requests": 20})
     out = llmreplay("sweep", str(f), "--out", str(tmp_path / "out"), "--jobs", "1000000")
     assert out.returncode == 2 and "--executor ray" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_signal_while_a_point_is_recorded_waits_for_the_record() -> None:
+    """SIGTERM between writing a row and counting it must not split the two: it is held to the block's end."""
+    steps = []
+    with pytest.raises(Terminated), terminate_as_interrupt():
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("written")
+            steps.append("counted")
+        steps.append("after the block")  # never reached: the held signal raises as the block ends
+    assert steps == ["written", "counted"]

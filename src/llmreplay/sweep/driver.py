@@ -19,7 +19,7 @@ from llmreplay.config import RunConfig
 from llmreplay.sweep.chart import write_chart
 from llmreplay.sweep.executors import Executor, PointTask, Traces, make_executor, trace_key
 from llmreplay.sweep.grid import Point, expand, point_configs
-from llmreplay.sweep.lock import folder_lock, terminate_as_interrupt
+from llmreplay.sweep.lock import folder_lock, signals_deferred, terminate_as_interrupt
 from llmreplay.sweep.results import HtmlWriter, ResultStore, axis_cells, html_writer, make_row
 from llmreplay.sweep.spec import Sweep, load_sweep
 from llmreplay.trace import load_trace
@@ -94,10 +94,11 @@ def _run_locked(sweep: Sweep, points: list[Point], configs: list[RunConfig], run
                     write_html(json.loads(result.report_json), store.points_dir / f"{point.id}.html")
             row = make_row(point, result, cells)
             rows[point.id] = row
-            store.write(ordered())
-            ran += 1
-            if on_result is not None:
-                on_result(point, row)
+            with signals_deferred():  # written and counted together
+                store.write(ordered())
+                ran += 1
+                if on_result is not None:
+                    on_result(point, row)
     final = ordered()
     if not store.path.exists():
         store.write(final)
