@@ -110,6 +110,7 @@ def test_html_report_places_the_planner_among_the_baselines(planned: tuple[dict[
     assert 'id="llmreplay-baselines"' in page
     for name in ("planner (this run)", "fixed fleets", "hindsight schedule (verified"):
         assert name in page
+    assert '"mode":"lines+markers+text","name":"fixed fleets"' in page  # agg: the time-shared frontier is drawn
 
 
 def test_no_baselines_without_a_planner_or_when_switched_off(tmp_path: Path) -> None:
