@@ -110,6 +110,7 @@ def test_html_report_places_the_planner_among_the_baselines(planned: tuple[dict[
     assert 'id="llmreplay-baselines"' in page
     for name in ("planner (this run)", "fixed fleets", "hindsight schedule (verified"):
         assert name in page
+    assert '"mode":"lines+markers+text","name":"fixed fleets"' in page  # agg: the time-shared frontier is drawn
 
 
 def test_no_baselines_without_a_planner_or_when_switched_off(tmp_path: Path) -> None:
@@ -142,8 +143,12 @@ def test_baseline_replays_run_on_ray_as_sweeps_do(tmp_path: Path) -> None:
     assert "Baselines (" in output
 
 
-def test_a_ray_address_without_ray_is_refused_before_the_run(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, [*RUN, "--planner-config", json.dumps(PLANNER), "--baselines-address", "auto"])
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--baselines-address", "auto"], "--baselines-address is for --baselines-executor ray"),
+    (["--baselines-jobs", "1000"], "--baselines-jobs 1,000 would start that many processes"),
+])
+def test_bad_baseline_flags_are_refused_before_the_run(flags: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, [*RUN, "--planner-config", json.dumps(PLANNER), *flags])
     assert result.exit_code == 2
-    assert "--baselines-address is for --baselines-executor ray" in result.output
+    assert message in result.output
     assert "Baselines (" not in result.output and "Simulated Time" not in result.output

@@ -1,6 +1,8 @@
 """The report's baselines panel: the planner's point among the fixed fleets and the hindsight schedule on a
 GPU-hours × SLA-attainment chart. Up and to the left is better; a planner right of or below a fixed fleet
-pays for autoscaling without earning it."""
+pays for autoscaling without earning it. With one component (agg) a dotted line joins the fixed fleets: a point
+on it is what time-sharing two fixed fleets would give, so a planner under the line mixes fleet sizes worse
+than a fixed schedule would."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ def _workers(d: dict[str, Any]) -> str:
 
 def baselines_figure(block: dict[str, Any]) -> dict[str, Any]:
     """Plotly figure (data + layout) of a report's ``baselines`` block."""
-    fixed = block.get("fixed_runs") or []
+    fixed = sorted(block.get("fixed_runs") or [], key=lambda r: r["gpu_hours"])
+    # agg: fleets of 1, 2, … workers, whose joining line is the time-shared frontier; disagg pairs are no line
+    line = bool(fixed) and all(len(r.get("workers") or {}) == 1 for r in fixed)
     data: list[dict[str, Any]] = [{
-        "type": "scatter", "mode": "markers+text", "name": "fixed fleets",
+        "type": "scatter", "mode": "lines+markers+text" if line else "markers+text", "name": "fixed fleets",
+        "line": {"color": FIXED_COLOUR, "dash": "dot", "width": 1},
         "x": [r["gpu_hours"] for r in fixed], "y": [r["attainment"] for r in fixed],
         "text": [_workers(r) for r in fixed], "textposition": "bottom right", "textfont": {"size": 10},
         "marker": {"color": FIXED_COLOUR, "size": 7},
@@ -70,13 +75,15 @@ def baselines_section(block: dict[str, Any]) -> str:
     if not block or block.get("planner") is None or block.get("goal") is None:
         return ""
     fig = baselines_figure(block)
+    joined = (" The dotted line joins the fixed fleets: time-sharing two of them."
+              if fig["data"][0]["mode"].startswith("lines") else "")
     payload = json.dumps(fig["data"], separators=(",", ":"), allow_nan=False)
     layout = json.dumps(fig["layout"], separators=(",", ":"), allow_nan=False)
     js = (f'Plotly.newPlot("llmreplay-baselines",{payload},{layout},{{"responsive":true,"displaylogo":false}});'
           ).replace("</", "<\\/")
     return ('<section id="baselines"><h2>Does the planner earn its keep? Baselines</h2>'
             f'<p class="hint">Each point is a replay of this trace: fixed fleets, the hindsight schedule (knowing '
-            f'the whole trace; verified by replay) and this run. Up and to the left is better. '
+            f'the whole trace; verified by replay) and this run. Up and to the left is better.{joined} '
             f'{block.get("replays", "?")} replays, {float(block.get("wall_s") or 0):.1f} s.</p>\n'
             '<div id="llmreplay-baselines" class="plot"></div>\n'
             f"<script>{js}</script>\n</section>\n")
