@@ -275,12 +275,41 @@ def test_a_local_pool_is_capped(tmp_path: Path) -> None:
 
 
 def test_a_signal_while_a_point_is_recorded_waits_for_the_record() -> None:
-    """SIGTERM between writing a row and counting it must not split the two: it is held to the block's end."""
+    """SIGTERM between writing a row and counting it must not split the two: it is held to the block's end,
+    also while other threads run (the kernel may hand the signal to any of them, as in a sweep with its pool)."""
+    import threading
+
     steps = []
+    done = threading.Event()
+    other = threading.Thread(target=done.wait, daemon=True)
+    other.start()
     with pytest.raises(Terminated), terminate_as_interrupt():
         with signals_deferred():
             os.kill(os.getpid(), signal.SIGTERM)
             steps.append("written")
             steps.append("counted")
         steps.append("after the block")  # never reached: the held signal raises as the block ends
+    done.set()
     assert steps == ["written", "counted"]
+
+
+def test_stopping_a_pool_whose_result_pipe_holds_half_a_message_returns() -> None:
+    """A worker terminated mid-send leaves half a result in the pipe: the pool's manager thread must not wait for
+    the rest forever (stopping the sweep hung there under load). The thread's join timeout is only a guard."""
+    import struct
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from llmreplay.sweep.executors import _mp_context, _terminate_workers, _unblock_result_reader
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=_mp_context())
+    pool.submit(time.sleep, 60)
+    wait_for(lambda: bool(getattr(pool, "_processes", None)), 60, "the worker")
+    writer = pool._result_queue._writer  # type: ignore[attr-defined]
+    os.write(writer.fileno(), struct.pack("!i", 1000) + b"x" * 10)  # a header promising 1,000 bytes, then 10
+    _terminate_workers(pool)
+    _unblock_result_reader(pool)
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True)
+    stopper.start()
+    stopper.join(timeout=120)
+    assert not stopper.is_alive(), "the pool's manager thread waits for the rest of a message that never comes"

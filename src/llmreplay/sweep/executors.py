@@ -167,6 +167,7 @@ def local_results(tasks: list[PointTask], traces: Traces, jobs: int) -> Results:
         # now; their results would be discarded anyway (not recorded, so a re-run does them again).
         if not finished:
             _terminate_workers(pool)
+            _unblock_result_reader(pool)
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -189,6 +190,17 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
         if proc.is_alive():  # pragma: no cover - a worker stuck in uninterruptible I/O
             proc.kill()
             proc.join(timeout=5)
+
+
+def _unblock_result_reader(pool: ProcessPoolExecutor) -> None:
+    """A worker terminated while it was sending its result leaves half a message in the result pipe; the pool's
+    manager thread then waits for the rest forever, and ``shutdown(wait=True)`` (or the interpreter's exit)
+    with it: a hang seen under load after Ctrl-C. Once every worker is gone, closing our own copy of the pipe's
+    write end turns that wait into end-of-file, which the manager thread handles as a broken pool and exits."""
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.close()
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------------

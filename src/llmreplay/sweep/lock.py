@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from llmreplay.errors import InputError
 
@@ -105,13 +106,30 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 def signals_deferred() -> Iterator[None]:
     """Hold SIGINT and SIGTERM until the block ends, so that a point is recorded whole: the row written and
     counted together (a signal between the two made ``terminated: 0 point(s) recorded`` while the table held
-    one). The signal is delivered, and its handler raises, as soon as the block ends."""
+    one). At the end of the block each held signal goes to the handler it would have reached (raising
+    KeyboardInterrupt or :class:`Terminated` there). Done with Python handlers, not the thread's signal mask:
+    the kernel hands a process-directed signal to any thread that does not block it (the pool's threads, Ray's),
+    so a mask on the main thread alone holds nothing back."""
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous: dict[int, Any] = {}
     try:
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    except (AttributeError, OSError, ValueError):  # no pthread_sigmask (Windows)
-        yield
-        return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not None:  # None: set from C, which we could not put back
+                previous[signum] = signal.signal(signum, hold)
+    except ValueError:  # not the main thread: signals go to the main thread's handlers anyway
+        pass
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+        for came in dict.fromkeys(held):  # each signal once, in the order it came
+            handler = previous[came]
+            if callable(handler):
+                handler(came, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(came)
