@@ -90,7 +90,7 @@ def _without(block: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, A
 @pytest.mark.parametrize("policy", list(POLICIES))
 def test_collapsed_idle_ticks_decide_exactly_as_ticking_one_by_one(tmp_path: Path, policy: str,
                                                                    disagg: bool) -> None:
-    trace = write_trace(tmp_path / "gaps.jsonl", [0.0, 1800.0, 5400.0], reject_at_s=5100.0)
+    trace = write_trace(tmp_path / "gaps.jsonl", [0.0, 1800.0, 5400.0], per_burst=600, reject_at_s=5100.0)
     planner = POLICIES[policy]
     baselines = policy == "dynamo-constant-load-and-throughput" and not disagg  # slow: one case compares them
     collapsed, requests = run_cli(tmp_path, "collapsed", trace, planner, disagg, False, baselines)
