@@ -155,3 +155,26 @@ def test_the_html_report_shows_a_collapsed_stretch_once_with_its_count(tmp_path:
     assert result.exit_code == 0, result.output
     text = html.read_text()
     assert "ticks, every 180 s to" in text  # the decision marker's hover names the stretch it stands for
+
+
+@pytest.mark.parametrize("planner", [
+    pytest.param({"policy": "dynamo", "load_predictor": "arima", "enable_load_scaling": True, **SLA},
+                 id="dynamo-arima"),
+    pytest.param({"policy": "dynamo", "load_predictor": "constant", "enable_load_scaling": True,
+                  "load_adjustment_interval": 2.1, "throughput_adjustment_interval": 63, **SLA},
+                 id="dynamo-interval-not-float-exact"),
+])
+def test_without_a_proof_of_a_fixed_point_ticks_run_one_by_one(tmp_path: Path, planner: dict[str, Any]) -> None:
+    """Dynamo's ARIMA refits on every window after traffic (no fixed point to show); an interval that is no
+    multiple of 1/512 s makes the twin's float clock round differently at different times. Both tick one by one
+    after the first burst, and still equal the reference."""
+    if planner["load_predictor"] == "arima":
+        pytest.importorskip("pmdarima")
+    trace = write_trace(tmp_path / "gaps.jsonl", [0.0, 1200.0], per_burst=100)
+    collapsed, requests = run_cli(tmp_path, "collapsed", trace, planner, False, False)
+    reference, reference_requests = run_cli(tmp_path, "reference", trace, planner, False, True)
+    assert_same_run(collapsed, reference)
+    assert requests == reference_requests
+    first_burst_end_s = 2.0 + 60  # 100 requests 20 ms apart, then well past their completion
+    assert all(t["count"] is None for t in collapsed["planner"]["ticks"] if t["t_s"] > first_burst_end_s)
+    assert len(collapsed["planner"]["ticks"]) == len(reference["planner"]["ticks"]) > 1200 / 5
