@@ -5,6 +5,7 @@ This is the one entry point the CLI, the sweep executors and tests share.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -32,6 +33,7 @@ from llmreplay.metrics.summary import compute_metrics, compute_sla
 from llmreplay.metrics.timeseries import build_timeseries
 from llmreplay.outputs import OutputPlan, plan_outputs, write_planned
 from llmreplay.report.model import SCHEMA_ID, RunReport
+from llmreplay.sim.idle import TICK_BY_TICK_ENV
 from llmreplay.sim.replay import Replay, ReplayOptions, ReplayResult
 from llmreplay.trace import load_trace
 from llmreplay.trace.model import Trace
@@ -204,6 +206,7 @@ def run(
     horizon = s_to_ns(cfg.max_sim_time_seconds) if cfg.max_sim_time_seconds is not None else None
     options = ReplayOptions(seed=cfg.seed, horizon_ns=horizon, concurrency=cfg.replay_concurrency,
                             fast_forward=cfg.fast_forward, progress=progress,
+                            collapse_idle_ticks=os.environ.get(TICK_BY_TICK_ENV, "") in ("", "0"),
                             local_prefill_max_tokens=cfg.disagg_max_local_prefill_tokens,
                             fpm_detail_only_for_planner=True)
     replay = Replay(trace, topo.pools, options)
@@ -220,7 +223,8 @@ def run(
         planner = make_planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
         if planner.period_ns > 0:
             replay.observer = planner
-            replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker, len(r.handoffs)))
+            replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker, len(r.handoffs)),
+                         idle=planner)
     result = replay.run()
     if planner is not None:
         notes += planner.warnings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, Protocol
 
 from llmreplay.cluster.pool import Pool
@@ -25,6 +26,14 @@ class PlannerLike(Protocol):
     def tick(self, now: int, start_worker: Any, handoffs_waiting: int = 0) -> None: ...
 
     def report(self) -> dict[str, Any]: ...
+
+    # its idle ticks may be collapsed (llmreplay.sim.idle.Collapsible)
+    @property
+    def cycle_ticks(self) -> int: ...
+
+    def idle_fingerprint(self, now: int) -> Hashable | None: ...
+
+    def collapse(self, cycles: int, cycle_ticks: int, period_ns: int) -> None: ...
 
 
 def make_planner(cfg: PlannerConfig, pools: dict[str, Pool], granularity: int = 8) -> PlannerLike:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from llmreplay.planner.config import TARGET_THRESHOLDS, PlannerConfig
 from llmreplay.planner.observe import FpmCursor, TrafficWindow, WorkerLoad, summarize
 from llmreplay.planner.predictors import Predictor, make_predictor
 from llmreplay.planner.regression import Regression, agg_regression, decode_regression, prefill_regression
+from llmreplay.sim.idle import cycle_length, plain
 from llmreplay.units import NS_PER_S, s_to_ns
 
 #: load ticks a scale-down looks back over: n−1 workers must have met sensitivity × SLA at the peak load of
@@ -122,6 +123,29 @@ class TickDiagnostics:
     reason_throughput: str | None = None
     reason_throughput_prefill: str | None = None
     reason_throughput_decode: str | None = None
+    #: a collapsed idle stretch (:mod:`llmreplay.sim.idle`): this entry stands for ``count`` ticks, at ``t_s``
+    #: and every ``every_s`` after it (None: one tick)
+    count: int | None = None
+    every_s: float | None = None
+
+
+def stretch_ticks(ticks: list[TickDiagnostics], cycles: int, cycle_ticks: int, period_ns: int) -> None:
+    """The last ``cycle_ticks`` entries repeat ``cycles`` more times, one cycle apart (a collapsed idle
+    stretch)."""
+    every = round(cycle_ticks * period_ns / NS_PER_S, 9)
+    for d in ticks[-cycle_ticks:]:
+        assert d.count is None, "a tick entry is stretched once"
+        d.count, d.every_s = 1 + cycles, every
+
+
+def count_decisions(ticks: list[TickDiagnostics]) -> dict[str, dict[str, int]]:
+    """Ticks per load and throughput reason (a collapsed entry counts for every tick it stands for)."""
+    decisions: dict[str, dict[str, int]] = {"load": {}, "throughput": {}}
+    for t in ticks:
+        for kind, reason in (("load", t.reason_load), ("throughput", t.reason_throughput)):
+            if reason:
+                decisions[kind][reason] = decisions[kind].get(reason, 0) + (t.count or 1)
+    return decisions
 
 
 @dataclass
@@ -295,6 +319,38 @@ class Planner:
             self.window = TrafficWindow()
         self.last_tick_ns = now
         self.ticks.append(d)
+
+    # ------------------------------------------------------------------ idle stretches (llmreplay.sim.idle)
+    @property
+    def cycle_ticks(self) -> int:
+        intervals = ([self.load_ns] if self.cfg.enable_load_scaling else []) + (
+            [self.tp_ns] if self.cfg.enable_throughput_scaling else [])
+        return cycle_length(self.period_ns, [float(i) for i in intervals])
+
+    def idle_fingerprint(self, now: int) -> Hashable | None:
+        """Everything a later tick reads, relative to ``now``: each component's floors, look-backs, decay sums
+        and regression; the traffic windows; the predictors' forecasting state; time since each enabled loop
+        last ran; the unread FPM records; the counters the surplus credit and the budget warning read."""
+        predictors = tuple(p.fingerprint() for p in self.predictors.values())
+        if any(p is None for p in predictors):
+            return None
+        unread = tuple(len(w.view.fpm) - self.cursor.seen.get((w.pool_name, w.id), 0)
+                       for c in self.components for w in c.pool.workers)
+        since = (now - self.last_tick_ns,
+                 now - self.last_load_ns if self.cfg.enable_load_scaling else None,
+                 now - self.last_tp_ns if self.cfg.enable_throughput_scaling else None)
+        return (tuple(plain(c, frozenset({"pool"})) for c in self.components), plain(self.window),
+                plain(self.tp_window), predictors, since, unread, self.handoffs_waiting, self.credit, self.served,
+                self.served_good, self.budget_warned, len(self.warnings), len(self.events))
+
+    def collapse(self, cycles: int, cycle_ticks: int, period_ns: int) -> None:
+        span = cycles * cycle_ticks * period_ns
+        self.last_tick_ns += span
+        if self.cfg.enable_load_scaling:
+            self.last_load_ns += span
+        if self.cfg.enable_throughput_scaling:
+            self.last_tp_ns += span
+        stretch_ticks(self.ticks, cycles, cycle_ticks, period_ns)
 
     def _observe(self, now: int) -> dict[str, list[WorkerLoad]]:
         out: dict[str, list[WorkerLoad]] = {}
@@ -579,16 +635,10 @@ class Planner:
 
     # ------------------------------------------------------------------ report
     def report(self) -> dict[str, Any]:
-        decisions: dict[str, dict[str, int]] = {"load": {}, "throughput": {}}
-        for t in self.ticks:
-            if t.reason_load:
-                decisions["load"][t.reason_load] = decisions["load"].get(t.reason_load, 0) + 1
-            if t.reason_throughput:
-                decisions["throughput"][t.reason_throughput] = decisions["throughput"].get(t.reason_throughput, 0) + 1
         return {
             "policy": "llmreplay",
             "ticks": [asdict(t) for t in self.ticks],
-            "decisions": decisions,
+            "decisions": count_decisions(self.ticks),
             "events": [e.to_dict() for e in self.events],
             "regression": {c.name: self._regression_report(c) for c in self.components},
         }

@@ -7,6 +7,7 @@ drag the forecast to zero; zeros after traffic has started are real and kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from typing import Protocol
 
 from llmreplay.errors import InputError
@@ -18,6 +19,11 @@ class Predictor(Protocol):
     def add(self, value: float) -> None: ...
 
     def predict(self) -> float | None: ...
+
+    def fingerprint(self) -> Hashable | None:
+        """What later forecasts depend on (the part of the history a forecast reads, not all of it): equal
+        fingerprints forecast alike from then on. None: no such summary."""
+        ...
 
 
 class _Base:
@@ -35,6 +41,12 @@ class _Base:
     def _update(self, value: float) -> None:
         pass
 
+    #: the most recent observations a forecast reads
+    reads_last = 1
+
+    def fingerprint(self) -> Hashable | None:
+        return bool(self.values), tuple(v.hex() for v in self.values[-self.reads_last:])
+
 
 class ConstantPredictor(_Base):
     """Next = last observed."""
@@ -49,6 +61,7 @@ class MovingAveragePredictor(_Base):
     def __init__(self, window: int = 5) -> None:
         super().__init__()
         self.window = window
+        self.reads_last = window
 
     def predict(self) -> float | None:
         if not self.values:
@@ -79,6 +92,9 @@ class KalmanPredictor(_Base):
     def predict(self) -> float | None:
         return None if self.level is None else max(0.0, self.level)
 
+    def fingerprint(self) -> Hashable | None:
+        return bool(self.values), None if self.level is None else (self.level.hex(), self.p.hex())
+
 
 class ArimaPredictor(_Base):
     """ARIMA(1,1,1) from statsmodels (optional extra ``llmreplay[arima]``); last value until 5 points."""
@@ -92,6 +108,12 @@ class ArimaPredictor(_Base):
                 "planner_config.load_predictor 'arima' needs statsmodels: pip install 'llmreplay[arima]' "
                 "(or choose constant, moving_average or kalman)."
             ) from None
+
+    reads_last = 50  # the fit reads the last 50 points
+
+    def fingerprint(self) -> Hashable | None:
+        # the fit reads the last 50 points; the two checks before it read the count (up to 5) and every value
+        return min(len(self.values), 5), len(set(self.values)) == 1, super().fingerprint()
 
     def predict(self) -> float | None:
         if not self.values:

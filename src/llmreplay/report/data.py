@@ -166,7 +166,7 @@ def horizon_s(report: RunReport) -> float:
     ts = report.timeseries
     end = (float(ts.t_s[-1]) + float(ts.bin_s)) if ts.t_s else 0.0
     ticks = planner_ticks(report)
-    last_tick = float(ticks[-1].t_s) if ticks else 0.0
+    last_tick = max(float(t.last_t_s) for t in ticks) if ticks else 0.0  # a collapsed entry ends after t_s
     return max(end if end > 0 else report.sim.simulated_s, last_tick, 1e-3)
 
 
@@ -588,8 +588,9 @@ def tick_hover(report: RunReport, tick: PlannerTick, prev: PlannerTick | None, t
 
     comps = ("decode",) if track == "agg" else (track,)
     lines = [f"{format_elapsed(tick.t_s)} · {track} {kind}: {reason}"]
-    if tick.count and tick.count > 1:
-        lines[0] += f" (×{tick.count} ticks)"
+    if tick.count and tick.count > 1:  # a collapsed idle stretch: the same tick, once per cycle
+        span = f", every {tick.every_s:g} s to {format_elapsed(tick.last_t_s)}" if tick.every_s else ""
+        lines[0] += f" (×{tick.count:,} ticks{span})"
     for comp in comps:
         now = tick.get(f"replicas_{comp}")
         before = prev.get(f"replicas_{comp}") if prev is not None else None

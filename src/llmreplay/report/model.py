@@ -25,7 +25,7 @@ from llmreplay.errors import InputError
 from llmreplay.fileio import parse_json, read_text
 
 SCHEMA_MAJOR = 1
-SCHEMA_MINOR = 1
+SCHEMA_MINOR = 2
 SCHEMA_ID = f"llmreplay.run/{SCHEMA_MAJOR}.{SCHEMA_MINOR}"
 SCHEMA_FILE = "run_report.schema.json"
 _SCHEMA_RE = re.compile(r"^llmreplay\.run/(\d+)(?:\.(\d+))?$")
@@ -225,11 +225,18 @@ class Timeseries(_Block):
 
 
 class PlannerTick(_OpenBlock):
-    """One planner tick's diagnostics (None where not computed on that tick). ``count``: how many identical
-    consecutive ticks this entry stands for (absent: one)."""
+    """One planner tick's diagnostics (None where not computed on that tick). ``count``: how many ticks this
+    entry stands for, at ``t_s`` and every ``every_s`` after it: a collapsed idle stretch, whose ticks repeat
+    (absent: one tick)."""
 
     t_s: float
     count: int | None = None
+    every_s: float | None = None
+
+    @property
+    def last_t_s(self) -> float:
+        """The time of the last tick this entry stands for."""
+        return self.t_s + ((self.count or 1) - 1) * (self.every_s or 0.0)
     replicas_prefill: int | None = None
     replicas_decode: int | None = None
     floor_prefill: int | None = None

@@ -32,6 +32,7 @@ from llmreplay.metrics.definitions import request_itl_ms, ttft_ms
 from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.metrics.records import RequestRecords, Status
 from llmreplay.sim.events import EventQueue, Kind
+from llmreplay.sim.idle import Collapsible, IdleTicks
 from llmreplay.trace.model import Trace
 from llmreplay.units import NS_PER_MS, NS_PER_S, s_to_ns
 
@@ -55,6 +56,8 @@ class ReplayOptions:
     horizon_ns: int | None = None  # --max-sim-time-seconds
     concurrency: int | None = None  # --replay-concurrency (closed loop)
     fast_forward: bool = True  # False: the step-by-step reference mode (tests)
+    #: skip a periodic planner's ticks over idle stretches once they repeat (exact; :mod:`llmreplay.sim.idle`)
+    collapse_idle_ticks: bool = True
     progress: Callable[[int, int], None] | None = None  # (sim time ns, requests finished)
     #: disagg: prompts whose uncached part is below this are prefilled on the decode worker (None: never)
     local_prefill_max_tokens: int | None = None
@@ -115,6 +118,7 @@ class Replay:
                 last_of[s] = i
         self._first_turns = _int_array(np.nonzero(first_turn)[0])
         self._periodic: list[tuple[int, Periodic]] = []
+        self._idle: list[IdleTicks | None] = []  # per periodic hook: its idle-tick collapser, if any
         self.finished_count = 0
         self.ended_count = 0  # completed + rejected
         self.last_completion_ns = 0
@@ -130,14 +134,19 @@ class Replay:
         self._next_arrival_ns = _NEVER  # the next trace arrival not yet dispatched (open loop)
 
     # ----------------------------------------------------------------- hooks
-    def every(self, period_ns: int, fn: Periodic, first_ns: int | None = None) -> None:
-        """Call ``fn(replay, now)`` every ``period_ns`` of simulated time (planner ticks, samplers)."""
+    def every(self, period_ns: int, fn: Periodic, first_ns: int | None = None,
+              idle: Collapsible | None = None) -> None:
+        """Call ``fn(replay, now)`` every ``period_ns`` of simulated time (planner ticks, samplers). ``idle``:
+        the planner ``fn`` ticks, whose repeating ticks over idle stretches may be skipped (exact)."""
         self._periodic.append((period_ns, fn))
+        self._idle.append(IdleTicks(idle, period_ns) if idle is not None and self.options.collapse_idle_ticks
+                          else None)
         self.q.push(first_ns if first_ns is not None else period_ns, Kind.TICK, len(self._periodic) - 1)
 
     def at(self, t_ns: int, fn: Periodic) -> None:
         """Call ``fn(replay, t_ns)`` once (a scripted scale change)."""
         self._periodic.append((0, fn))
+        self._idle.append(None)
         self.q.push(t_ns, Kind.TICK, len(self._periodic) - 1)
 
     @property
@@ -200,7 +209,9 @@ class Replay:
                 period, fn = self._periodic[payload]
                 fn(self, t)
                 if period and self._work_left():
-                    q.push(t + period, Kind.TICK, payload)
+                    idle = self._idle[payload]
+                    nxt = t + period if idle is None else idle.next_tick(t, self._quiet_world, self._next_event_ns())
+                    q.push(nxt, Kind.TICK, payload)
             elif kind == Kind.WORKER_READY:
                 self._on_worker_ready(payload, t)
             if progress is not None and t >= next_progress:
@@ -224,6 +235,30 @@ class Replay:
 
     def _work_left(self) -> bool:
         return self.ended_count < len(self.trace)
+
+    @property
+    def idle_ticks_skipped(self) -> int:
+        """Planner ticks not evaluated because they repeated over an idle stretch (a work counter)."""
+        return sum(i.skipped for i in self._idle if i is not None)
+
+    def _quiet_world(self) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+        """The cluster's state when nothing in it moves but the clock (no request in flight, hand-off, queued
+        request, busy engine, or worker starting or draining); None otherwise."""
+        if self._in_flight or self.handoffs or self._frontend:
+            return None
+        world = []
+        for name, pool in self.pools.items():
+            for w in pool.workers:
+                if w.state not in (State.ACTIVE, State.STOPPED) or w.engine.busy or w.kick_pending:
+                    return None
+            world.append((name, tuple(w.state.name for w in pool.workers)))
+        return tuple(world)
+
+    def _next_event_ns(self) -> int:
+        """The first time something other than the tick just run happens: a queued event, the next arrival,
+        or just past the horizon."""
+        end = self.options.horizon_ns + 1 if self.options.horizon_ns is not None else _NEVER
+        return min(self.q.next_time(), self._next_arrival_ns, end)
 
     # ----------------------------------------------------------------- requests
     def _make_request(self, i: int, now: int) -> Request:

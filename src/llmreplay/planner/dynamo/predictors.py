@@ -9,6 +9,7 @@ Each predictor skips leading zeros (an idle start) and maps NaN to 0. ``constant
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from typing import Any, Protocol
 
 from llmreplay.errors import InputError
@@ -17,6 +18,7 @@ from llmreplay.errors import InputError
 class Predictor(Protocol):
     def add(self, value: float) -> None: ...
     def predict(self) -> float: ...
+    def fingerprint(self) -> Hashable | None: ...
 
 
 class ConstantPredictor:
@@ -38,6 +40,10 @@ class ConstantPredictor:
 
     def predict(self) -> float:
         return self.last()
+
+    def fingerprint(self) -> Hashable | None:
+        """What later forecasts depend on: the last value (the buffer's length is never read)."""
+        return self.seen_nonzero, self.last().hex()
 
 
 def pmdarima_available() -> bool:
@@ -73,6 +79,11 @@ class ArimaPredictor(ConstantPredictor):
 
     def last(self) -> float:
         return self.raw[-1] if self.raw else 0.0
+
+    def fingerprint(self) -> Hashable | None:
+        """Before any traffic the idle zeros are skipped (nothing changes); after it every window updates the
+        model, whose forecast has no fixed point to prove: None."""
+        return None if self.seen_nonzero else ("arima", False)
 
     def predict(self) -> float:
         import pmdarima
@@ -139,3 +150,9 @@ class LoadPredict:
 
     def predict(self) -> tuple[float, float, float]:
         return self.num_req.predict(), self.isl.predict(), self.osl.predict()
+
+    def fingerprint(self) -> Hashable | None:
+        parts = (self.num_req.fingerprint(), self.isl.fingerprint(), self.osl.fingerprint())
+        if any(p is None for p in parts):
+            return None
+        return parts, self.last_isl, self.last_osl, self.seen_live, self.last_kv_hit_rate

@@ -16,8 +16,8 @@ Differences from Dynamo's mocker that remain are listed in ``docs/planner.md``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from llmreplay.cluster.pool import Pool
@@ -25,10 +25,11 @@ from llmreplay.cluster.worker import State, Worker
 from llmreplay.planner.config import PlannerConfig
 from llmreplay.planner.dynamo.bootstrap import benchmark_fpms
 from llmreplay.planner.dynamo.fpm import Fpm, FpmMap, Queued, Scheduled
-from llmreplay.planner.dynamo.policy import DynamoPolicy, ScheduledTick, TickInput, Traffic
+from llmreplay.planner.dynamo.policy import EPS, DynamoPolicy, ScheduledTick, TickInput, Traffic
 from llmreplay.planner.dynamo.settings import Capabilities, settings_from_config
 from llmreplay.planner.dynamo.state import WorkerCounts
-from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r
+from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r, count_decisions, stretch_ticks
+from llmreplay.sim.idle import cycle_length, plain
 from llmreplay.units import NS_PER_S as NS
 
 
@@ -102,6 +103,12 @@ class DynamoPlanner:
         self.last_tp_ns = 0
         kv_router = any(getattr(p.router, "name", "") == "kv" for p in self.pools.values())
         self.kv_router = kv_router
+        # the policy keys its loops by float seconds: a collapsed idle stretch is provably exact only while
+        # every tick time and interval is a float without rounding (multiples of 1/512 s, see idle_fingerprint)
+        st = self.settings
+        loops = [st.scale_interval_s, st.load_interval_s] + (
+            [st.throughput_interval_s] if st.enable_throughput_scaling else [])
+        self.exact_clock = all(x * 512 == round(x * 512) for x in loops) and self.period_ns == st.scale_interval_s * NS
         self.wall_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ frontend hooks
@@ -260,13 +267,51 @@ class DynamoPlanner:
         self.ticks.append(d)
         self.tick_window = _Window()
 
+    # ------------------------------------------------------------------ idle stretches (llmreplay.sim.idle)
+    @property
+    def cycle_ticks(self) -> int:
+        st = self.settings
+        return cycle_length(st.scale_interval_s, [st.load_interval_s] + (
+            [st.throughput_interval_s] if st.enable_throughput_scaling else []), EPS)
+
+    def idle_fingerprint(self, now: int) -> Hashable | None:
+        """Everything a later tick reads, relative to ``now``: the scaling state (inventory, floors, perf models
+        and their FPM windows), the predictors' forecasting state, time since each loop last ran, the FPM
+        caches, the frontend windows, the targets asked for, and the event and warning counts. None under
+        Dynamo's ARIMA after traffic (it refits on every window) or when the clock is not float-exact."""
+        predictor = self.policy.predictor
+        forecast = predictor.fingerprint() if predictor is not None else ()
+        if forecast is None or not self.exact_clock:
+            return None
+        pol, now_s = self.policy, now / NS
+        since = (now_s - pol.last_tick_s, now_s - pol.last_load_s,
+                 now_s - pol.last_throughput_s if self.settings.enable_throughput_scaling else None,
+                 now - self.last_tp_ns if self.settings.enable_throughput_scaling else None)
+        unread = tuple(len(w.view.fpm) - self.fpm_seen.get((p.name, w.id), 0)
+                       for p in self.pools.values() for w in p.workers)
+        pending = replace(self.pending_tick, at_s=self.pending_tick.at_s - now_s)
+        return (plain(pol.state, frozenset({"cfg", "caps_prefill", "caps_decode", "diag"})), plain(forecast),
+                plain(since), plain(pending), plain(self.fpm_cache), plain(self.fpm_seen),
+                unread, plain(self.target), plain(self.tp_window), plain(self.tick_window),
+                len(self.events), len(self.warnings))
+
+    def collapse(self, cycles: int, cycle_ticks: int, period_ns: int) -> None:
+        span = cycles * cycle_ticks * period_ns
+        pol = self.policy
+
+        def shifted(t_s: float) -> float:
+            return (round(t_s * NS) + span) / NS
+
+        pol.last_tick_s, pol.last_load_s = shifted(pol.last_tick_s), shifted(pol.last_load_s)
+        if self.settings.enable_throughput_scaling:
+            pol.last_throughput_s = shifted(pol.last_throughput_s)
+            self.last_tp_ns += span
+        self.pending_tick = pol.next_tick()
+        stretch_ticks(self.ticks, cycles, cycle_ticks, period_ns)
+
     # ------------------------------------------------------------------ report
     def report(self) -> dict[str, Any]:
-        decisions: dict[str, dict[str, int]] = {"load": {}, "throughput": {}}
-        for t in self.ticks:
-            for kind, reason in (("load", t.reason_load), ("throughput", t.reason_throughput)):
-                if reason:
-                    decisions[kind][reason] = decisions[kind].get(reason, 0) + 1
+        decisions = count_decisions(self.ticks)
         stores = {name: {store: {"retained": len(s.samples), "coef": None if s.coef is None else list(s.coef)}
                          for store, s in m.regression.stores.items()}
                   for name, m in self.policy.state.models.items()}
