@@ -50,9 +50,12 @@ class Measured:
     stderr: str
 
 
-def run_process(argv: list[str], cwd: str | None = None) -> Measured:
-    """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage."""
+def run_process(argv: list[str], cwd: str | None = None, src: str | None = None) -> Measured:
+    """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage. ``src``:
+    import llmreplay from this ``src`` folder (another checkout) instead of the installed one."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if src is not None:
+        env["PYTHONPATH"] = src
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env)
@@ -116,6 +119,9 @@ def main() -> None:
                              "dynamo-plain and llmreplay-plain-aic (the pair against Dynamo's replay)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (the first is the cold one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--against", metavar="SRC",
+                        help="another checkout's src/ folder (say, the tree before a change): each case also runs "
+                             "on it, the two alternately, and the ratios of CPU and wall time are printed")
     args = parser.parse_args()
     table = cases()
     unknown = sorted(set(args.cases.split(",")) - set(table))
@@ -129,10 +135,21 @@ def main() -> None:
             if argv == ["MILLION"]:
                 argv = llmreplay(str(million_trace()), "--num-workers", "8")
             env_cwd = tmpdir if name.startswith("dynamo") else None  # Dynamo writes planner_reports/ here
-            runs = [run_process(argv, env_cwd) for _ in range(args.repeat)]
-            for r in runs:
+            runs: list[Measured] = []
+            others: list[Measured] = []
+            for _ in range(args.repeat):
+                if args.against and not name.startswith("dynamo"):
+                    others.append(run_process(argv, env_cwd, src=args.against))
+                runs.append(run_process(argv, env_cwd))
+            for r in runs + others:
                 if r.returncode:
                     raise SystemExit(f"{name} failed ({r.returncode}):\n{r.stderr}")
+            if others:
+                cpu = statistics.mean(r.cpu_s for r in runs) / statistics.mean(r.cpu_s for r in others)
+                wall = statistics.mean(r.wall_s for r in runs) / statistics.mean(r.wall_s for r in others)
+                print(f"{name}: this tree / {args.against}: CPU {cpu:.2f}×, wall {wall:.2f}× (means of "
+                      f"{len(runs)} alternate runs; CPU {[round(r.cpu_s, 2) for r in runs]} s vs "
+                      f"{[round(r.cpu_s, 2) for r in others]} s)", flush=True)
             rows[name] = {"walls_s": [round(r.wall_s, 2) for r in runs], "cpu_s": round(runs[0].cpu_s, 2),
                           "peak_rss_mb": round(max(r.peak_rss_mb for r in runs)),
                           "command": " ".join(a if " " not in a else f"'{a}'" for a in argv[2:])}
@@ -150,7 +167,7 @@ def main() -> None:
                 f"{best / floor_s:6.1f}× floor   CPU {row['cpu_s']:6.2f} s = {row['cpu_s'] / floor_cpu:5.1f}× floor CPU"  # type: ignore[operator]
                 f"   peak RSS {row['peak_rss_mb']} MB")
         if plain_s and name == "planner-agg":
-            line += f"   {first / plain_s:.2f}× plain"
+            line += f"   {first / plain_s:.2f}× plain (CPU {row['cpu_s'] / rows['plain']['cpu_s']:.2f}×)"  # type: ignore[operator]
         if name == "llmreplay-plain-aic" and "dynamo-plain" in rows:
             line += f"   {first / rows['dynamo-plain']['walls_s'][0]:.2f}× Dynamo"  # type: ignore[index]
         row["first_over_floor"] = round(first / floor_s, 2)
