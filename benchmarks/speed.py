@@ -5,11 +5,12 @@ load, replay, report); peak RSS comes from that child's own rusage. The floor (`
 numpy, parse the conversation-hour JSONL, push and pop 3 heap events per request) runs before and after the
 cases; the ratio uses the median of its runs. Absolute times move 3× between machines and with the load on a
 shared one; ratios measured in the same run do not. Cold caches count: the first run of each case is reported,
-not a warm best-of.
+not a warm best-of. The package's bytecode is compiled first, as ``pip install`` does (an install has it).
 
     python benchmarks/speed.py                 # every case but the million-request one
     python benchmarks/speed.py --cases plain,planner-agg --repeat 3
     python benchmarks/speed.py --cases million # ~10 minutes on a busy 2-core machine
+    python benchmarks/speed.py --against ../before/src  # also each case on another checkout: paired ratios
 """
 
 from __future__ import annotations
@@ -53,9 +54,7 @@ class Measured:
 def run_process(argv: list[str], cwd: str | None = None, src: str | None = None) -> Measured:
     """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage. ``src``:
     import llmreplay from this ``src`` folder (another checkout) instead of the installed one."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if src is not None:
-        env["PYTHONPATH"] = src
+    env = child_env(src)
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env)
@@ -65,6 +64,24 @@ def run_process(argv: list[str], cwd: str | None = None, src: str | None = None)
         err.seek(0)
         return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
                         err.read().decode(errors="replace")[-2000:])
+
+
+def child_env(src: str | None = None) -> dict[str, str]:
+    """The cases' environment: offline, bytecode caches used as an installed package has them (pip compiles
+    them at install time; a shell that sets PYTHONDONTWRITEBYTECODE would make every run compile every module)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["HF_HUB_OFFLINE"] = "1"
+    if src is not None:
+        env["PYTHONPATH"] = src
+    return env
+
+
+def compile_package(src: str | None = None) -> None:
+    """Write the bytecode of the llmreplay package the cases import (from ``src``, or the one installed)."""
+    where = subprocess.run([sys.executable, "-c", "import llmreplay, os; print(os.path.dirname(llmreplay.__file__))"],
+                           env=child_env(src), capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", where], env=child_env(src), check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def floor() -> Measured:
@@ -127,6 +144,9 @@ def main() -> None:
     unknown = sorted(set(args.cases.split(",")) - set(table))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+    compile_package()
+    if args.against:
+        compile_package(args.against)
     with tempfile.TemporaryDirectory() as tmpdir:
         floors = [floor() for _ in range(3)]
         rows: dict[str, dict[str, object]] = {}
