@@ -5,11 +5,12 @@ load, replay, report); peak RSS comes from that child's own rusage. The floor (`
 numpy, parse the conversation-hour JSONL, push and pop 3 heap events per request) runs before and after the
 cases; the ratio uses the median of its runs. Absolute times move 3× between machines and with the load on a
 shared one; ratios measured in the same run do not. Cold caches count: the first run of each case is reported,
-not a warm best-of.
+not a warm best-of. The package's bytecode is compiled first, as ``pip install`` does (an install has it).
 
     python benchmarks/speed.py                 # every case but the million-request one
     python benchmarks/speed.py --cases plain,planner-agg --repeat 3
     python benchmarks/speed.py --cases million # ~10 minutes on a busy 2-core machine
+    python benchmarks/speed.py --against ../before/src  # also each case on another checkout: paired ratios
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ class Measured:
     stderr: str
 
 
-def run_process(argv: list[str], cwd: str | None = None) -> Measured:
-    """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def run_process(argv: list[str], cwd: str | None = None, src: str | None = None) -> Measured:
+    """Run ``argv`` to completion; wall time from the parent, peak RSS from the child's own rusage. ``src``:
+    import llmreplay from this ``src`` folder (another checkout) instead of the installed one."""
+    env = child_env(src)
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=cwd, env=env)
@@ -62,6 +64,24 @@ def run_process(argv: list[str], cwd: str | None = None) -> Measured:
         err.seek(0)
         return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
                         err.read().decode(errors="replace")[-2000:])
+
+
+def child_env(src: str | None = None) -> dict[str, str]:
+    """The cases' environment: offline, bytecode caches used as an installed package has them (pip compiles
+    them at install time; a shell that sets PYTHONDONTWRITEBYTECODE would make every run compile every module)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["HF_HUB_OFFLINE"] = "1"
+    if src is not None:
+        env["PYTHONPATH"] = src
+    return env
+
+
+def compile_package(src: str | None = None) -> None:
+    """Write the bytecode of the llmreplay package the cases import (from ``src``, or the one installed)."""
+    where = subprocess.run([sys.executable, "-c", "import llmreplay, os; print(os.path.dirname(llmreplay.__file__))"],
+                           env=child_env(src), capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", where], env=child_env(src), check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def floor() -> Measured:
@@ -116,11 +136,17 @@ def main() -> None:
                              "dynamo-plain and llmreplay-plain-aic (the pair against Dynamo's replay)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case (the first is the cold one)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--against", metavar="SRC",
+                        help="another checkout's src/ folder (say, the tree before a change): each case also runs "
+                             "on it, the two alternately, and the ratios of CPU and wall time are printed")
     args = parser.parse_args()
     table = cases()
     unknown = sorted(set(args.cases.split(",")) - set(table))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+    compile_package()
+    if args.against:
+        compile_package(args.against)
     with tempfile.TemporaryDirectory() as tmpdir:
         floors = [floor() for _ in range(3)]
         rows: dict[str, dict[str, object]] = {}
@@ -129,10 +155,21 @@ def main() -> None:
             if argv == ["MILLION"]:
                 argv = llmreplay(str(million_trace()), "--num-workers", "8")
             env_cwd = tmpdir if name.startswith("dynamo") else None  # Dynamo writes planner_reports/ here
-            runs = [run_process(argv, env_cwd) for _ in range(args.repeat)]
-            for r in runs:
+            runs: list[Measured] = []
+            others: list[Measured] = []
+            for _ in range(args.repeat):
+                if args.against and not name.startswith("dynamo"):
+                    others.append(run_process(argv, env_cwd, src=args.against))
+                runs.append(run_process(argv, env_cwd))
+            for r in runs + others:
                 if r.returncode:
                     raise SystemExit(f"{name} failed ({r.returncode}):\n{r.stderr}")
+            if others:
+                cpu = statistics.mean(r.cpu_s for r in runs) / statistics.mean(r.cpu_s for r in others)
+                wall = statistics.mean(r.wall_s for r in runs) / statistics.mean(r.wall_s for r in others)
+                print(f"{name}: this tree / {args.against}: CPU {cpu:.2f}×, wall {wall:.2f}× (means of "
+                      f"{len(runs)} alternate runs; CPU {[round(r.cpu_s, 2) for r in runs]} s vs "
+                      f"{[round(r.cpu_s, 2) for r in others]} s)", flush=True)
             rows[name] = {"walls_s": [round(r.wall_s, 2) for r in runs], "cpu_s": round(runs[0].cpu_s, 2),
                           "peak_rss_mb": round(max(r.peak_rss_mb for r in runs)),
                           "command": " ".join(a if " " not in a else f"'{a}'" for a in argv[2:])}
@@ -150,7 +187,7 @@ def main() -> None:
                 f"{best / floor_s:6.1f}× floor   CPU {row['cpu_s']:6.2f} s = {row['cpu_s'] / floor_cpu:5.1f}× floor CPU"  # type: ignore[operator]
                 f"   peak RSS {row['peak_rss_mb']} MB")
         if plain_s and name == "planner-agg":
-            line += f"   {first / plain_s:.2f}× plain"
+            line += f"   {first / plain_s:.2f}× plain (CPU {row['cpu_s'] / rows['plain']['cpu_s']:.2f}×)"  # type: ignore[operator]
         if name == "llmreplay-plain-aic" and "dynamo-plain" in rows:
             line += f"   {first / rows['dynamo-plain']['walls_s'][0]:.2f}× Dynamo"  # type: ignore[index]
         row["first_over_floor"] = round(first / floor_s, 2)

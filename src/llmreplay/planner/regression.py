@@ -74,6 +74,10 @@ class Regression:
     _age: list[int] = field(default_factory=list)
     _clock: int = 0
     rejected_fits: int = 0
+    #: predictions of the current coefficients (a planner tick asks for the same points many times; numpy's dot
+    #: is kept, not replaced by Python arithmetic, whose rounding differs from BLAS's fused multiply-adds)
+    _memo: dict[tuple[float, ...], float] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo_coef: F64 | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ready(self) -> bool:
@@ -127,8 +131,15 @@ class Regression:
         return True
 
     def predict(self, *x: float) -> float:
-        assert self.coef is not None
-        return max(0.0, float(self.coef[0] + float(np.dot(self.coef[1:], np.asarray(x, dtype=np.float64)))))
+        coef = self.coef
+        assert coef is not None
+        if self._memo_coef is not coef:  # refitted (or set): forget the old predictions
+            self._memo_coef, self._memo = coef, {}
+        got = self._memo.get(x)
+        if got is None:
+            got = max(0.0, float(coef[0] + float(np.dot(coef[1:], np.asarray(x, dtype=np.float64)))))
+            self._memo[x] = got
+        return got
 
 
 def prefill_regression() -> Regression:

@@ -90,14 +90,16 @@ def knots(hi: int, per_octave: int, dense_up_to: int = 16, start: int = 1, steps
     return out[(out >= start) & (out <= hi)]
 
 
-#: new prefill tokens of a chunk, and total tokens of a step (S): 1 … 131,072
-TOKENS = knots(2**17, 8, steps=True)
-#: cached context in front of a prefill chunk: 0 … 1,048,576
-PREFILL_CTX = np.concatenate([[0], knots(2**20, 4)]).astype(np.int64)
-#: decode batch: 1 … 4,096
-BATCH = knots(4096, 8, steps=True)
-#: context per decoding request: 1 … 1,048,576
-DECODE_CTX = knots(2**20, 4)
+@functools.cache
+def grid_axes() -> tuple[I64, I64, I64, I64]:
+    """The grid's axes (built when a grid is, not at import: every run imports this module):
+
+    * new prefill tokens of a chunk, and total tokens of a step (S): 1 … 131,072;
+    * cached context in front of a prefill chunk: 0 … 1,048,576;
+    * decode batch: 1 … 4,096;
+    * context per decoding request: 1 … 1,048,576."""
+    return (knots(2**17, 8, steps=True), np.concatenate([[0], knots(2**20, 4)]).astype(np.int64),
+            knots(4096, 8, steps=True), knots(2**20, 4))
 
 
 # ---- interpolation ---------------------------------------------------------------------------------------
@@ -397,13 +399,14 @@ def handle_for(target: AicTarget) -> Any:
 
 def build_grid(handle: Any, meta: dict[str, Any]) -> AicGrid:
     """Ask AIC for the three tables (~40k predictions, well under a second)."""
+    tokens, prefill_ctx, batch, decode_ctx = grid_axes()
     with _quiet_aic():
-        shared = np.array([handle.mixed_step_breakdown(int(t), 0, int(t), 2, 0)[1] for t in TOKENS])
-        prefill = np.array([[handle.predict_prefill_latency(1, int(c + n), int(c)) for c in PREFILL_CTX]
-                            for n in TOKENS])
-        decode = np.array([[handle.predict_decode_latency(int(b), int(c), 2) for c in DECODE_CTX] for b in BATCH])
-    return AicGrid(TOKENS.astype(np.float64), PREFILL_CTX.astype(np.float64), BATCH.astype(np.float64),
-                   DECODE_CTX.astype(np.float64), shared, prefill, decode, meta)
+        shared = np.array([handle.mixed_step_breakdown(int(t), 0, int(t), 2, 0)[1] for t in tokens])
+        prefill = np.array([[handle.predict_prefill_latency(1, int(c + n), int(c)) for c in prefill_ctx]
+                            for n in tokens])
+        decode = np.array([[handle.predict_decode_latency(int(b), int(c), 2) for c in decode_ctx] for b in batch])
+    return AicGrid(tokens.astype(np.float64), prefill_ctx.astype(np.float64), batch.astype(np.float64),
+                   decode_ctx.astype(np.float64), shared, prefill, decode, meta)
 
 
 def load_grid(target: AicTarget, *, use_disk_cache: bool = True) -> AicGrid:

@@ -149,8 +149,9 @@ def to_ns(seconds: F64, speedup_ratio: float) -> I64:
     """Seconds → integer nanoseconds (>= 1) after dividing by the engine's ``speedup_ratio``. All engine
     time is integer ns, so a fast-forwarded sum equals the step-by-step sum bit for bit."""
     _check_speedup(speedup_ratio)
-    ns = np.rint(np.asarray(seconds, dtype=np.float64) * (NS_PER_S / speedup_ratio)).astype(np.int64)
-    return np.maximum(ns, 1)
+    scaled = np.multiply(seconds, NS_PER_S / speedup_ratio, dtype=np.float64)
+    ns = np.rint(scaled, out=scaled).astype(np.int64)
+    return np.maximum(ns, 1, out=ns)
 
 
 def seconds_to_ns(seconds: float, speedup_ratio: float) -> int:
