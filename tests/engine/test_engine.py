@@ -151,3 +151,23 @@ def test_closed_loop_keeps_n_requests_in_flight() -> None:
     tr = make_trace([0.0, 50.0, 90.0, 99.0], [100] * 4, [1] * 4)
     rec = replay(tr, FixedStep(0.010), concurrency=1, max_num_seqs=4).records
     assert rec.arrival_ns.tolist() == [0, 10 * MS, 20 * MS, 30 * MS]  # timestamps ignored
+
+
+def test_waiting_queue_is_what_a_vllm_fpm_publishes() -> None:
+    """Queued prefill = fresh waiting requests (whole prompts); queued decode = preempted ones (prompt +
+    generated); a running request's unprefilled remainder is not queued (Dynamo's mocker ``compute_fpm``)."""
+    from llmreplay.engine.config import parse_engine_args
+    from llmreplay.engine.request import Request
+    from llmreplay.metrics.histogram import LogHistogram
+
+    args = parse_engine_args({"max_num_seqs": 1, "max_num_batched_tokens": 1000}, source="test")
+    eng = Engine(0, args, FixedStep(0.010), num_blocks=10_000, hash_block_tokens=16, token_gaps=LogHistogram())
+    for i, isl in enumerate((5000, 300, 700)):
+        eng.add(Request(i, isl, 4, [], 0))
+    end = eng.plan(0)  # admits request 0 only (max_num_seqs 1): a 1000-token chunk of its 5000
+    assert end is not None
+    assert eng.view.waiting_queue() == (2, 1000, 0, 0)
+    assert eng.view.queued_prefill_tokens == 6000  # our own gauge counts the running request's prompt too
+    eng.complete(end)
+    eng._preempt(eng.running[0], end, step_allocated=False)  # back to the queue's front, to recompute
+    assert eng.view.waiting_queue() == (2, 1000, 1, 5000)

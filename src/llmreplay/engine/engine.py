@@ -587,6 +587,20 @@ class EngineView:
         """Prompt tokens waiting to be computed (queued or partially prefilled requests)."""
         return self._engine.queued_prefill_tokens
 
+    def waiting_queue(self) -> tuple[int, int, int, int]:
+        """The waiting queue as a vLLM engine's FPM publishes it (Dynamo's mocker ``compute_fpm``): fresh
+        requests as queued prefill (count, prompt tokens), preempted ones as queued decode (count, prompt +
+        generated tokens). Running requests, partially prefilled or not, are not queued."""
+        n_p = t_p = n_d = t_d = 0
+        for req in self._engine.waiting:
+            if req.preemptions:
+                n_d += 1
+                t_d += req.num_tokens
+            else:
+                n_p += 1
+                t_p += req.isl
+        return n_p, t_p, n_d, t_d
+
     def cached_prefix_tokens(self, keys: list[int]) -> int:
         """Tokens of the longest prefix of ``keys`` in the engine's prefix cache."""
         return self._engine.kv_cache.cached_prefix_tokens(keys)

@@ -227,6 +227,7 @@ def test_disk_cache_round_trip_needs_no_aic_call(models: dict[tuple[str, str], A
     ({}, (FP8, "a100_sxm"), r"AIC cannot model nvidia/Llama-3.1-8B-Instruct-FP8 on a100_sxm.*fp8"),
     ({"disk_cache": "yes"}, (QWEN, "h200_sxm"), r"'disk_cache' must be true or false"),
     ({"model": "x"}, (QWEN, "h200_sxm"), r"unknown parameter 'model'\. Allowed: backend, backend_version"),
+    ({"mixed_step": "overlapped"}, (QWEN, "h200_sxm"), r"'mixed_step' must be 'fused' or 'sequential'"),
 ])
 def test_clear_errors(params: dict[str, Any], setup: tuple[str, str], pattern: str) -> None:
     model, gpu = setup
@@ -270,3 +271,25 @@ def test_worked_example_of_the_planner_issue(models: dict[tuple[str, str], AicMo
     reg = fitted_regressions(engine)["agg"]
     cr = agg_capacity(0.05, 8844, 173, 8192, engine.kv_tokens, 256, agg_fit(reg))
     assert cr.batch == 29 and cr.rps == pytest.approx(4.48, rel=0.02)
+
+
+@needs_aic
+def test_sequential_mixed_step_is_the_mockers_prefill_then_decode(models: dict[tuple[str, str], AicModel]) -> None:
+    """``mixed_step: sequential`` (Dynamo's mocker, ``vllm/core.rs`` ``execute_pass_internal``: the prefill batch's
+    time, then the decode batch's): a step with a chunk beside decodes costs the chunk alone plus the decodes
+    alone, which is the fused step plus the decodes' share of the GEMMs. One chunk alone, or decodes alone,
+    cost the same in both."""
+    fused = models[(QWEN, "auto")]
+    seq = AicModel(fused.target, fused.grid, mixed_step="sequential")
+    chunk, ctx, n, kv = [2134], [6000], 2, 106_390
+    alone = fused.step_s(chunk, ctx, 0, 0) + fused.step_s([], [], n, kv)
+    assert seq.step_s(chunk, ctx, n, kv) == pytest.approx(alone, rel=1e-12)
+    assert seq.step_s(chunk, ctx, n, kv) - fused.step_s(chunk, ctx, n, kv) == pytest.approx(
+        fused.shared_ms(n) * 1e-3, rel=0.05)
+    for args in (([8192], [0], 0, 0), ([], [], 16, 40_000)):
+        assert seq.step_s(*args) == fused.step_s(*args)
+    # several chunks: one batch at the mean chunk (2 × 4096 new tokens after 10,000 of prefix), which costs more
+    # than the chunks' own attentions when their contexts differ (attention grows with context)
+    mean = fused.shared_ms(8192) + 2 * (fused.prefill_ms(4096, 10_000) - fused.shared_ms(4096))
+    assert seq.step_s([2000, 6192], [20_000, 0], 0, 0) == pytest.approx(mean * 1e-3, rel=1e-12)
+    assert seq.step_s([2000, 6192], [20_000, 0], 0, 0) > fused.step_s([2000, 6192], [20_000, 0], 0, 0)

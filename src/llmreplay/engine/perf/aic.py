@@ -443,10 +443,15 @@ class AicModel(PerfModel):
 
     kind = "aic"
 
-    def __init__(self, target: AicTarget, grid: AicGrid, *, monotone: bool = True) -> None:
+    def __init__(self, target: AicTarget, grid: AicGrid, *, monotone: bool = True,
+                 mixed_step: str = "fused") -> None:
         self.target = target
         self.grid = grid
         self.monotone = monotone
+        #: "fused" (vLLM: a step runs one forward pass, its GEMMs over every prefill and decode token at once,
+        #: each chunk's own attention) or "sequential" (Dynamo's mocker: the prefill batch's time at its mean
+        #: chunk, then the decode batch's)
+        self.mixed_step = mixed_step
         g = grid
         tables = {"shared": g.shared_ms, "prefill": g.prefill_ms, "decode": g.decode_ms}
         if monotone:
@@ -522,6 +527,9 @@ class AicModel(PerfModel):
             return self.decode_step_s(n_decode, decode_kv_tokens)
         if len(chunks) == 1 and n_decode <= 0:
             return self.prefill_ms(*chunks[0]) * 1e-3
+        if self.mixed_step == "sequential":
+            decode = self.decode_ms_one(n_decode, float(decode_kv_tokens)) if n_decode > 0 else 0.0
+            return (self._mocker_prefill_ms(chunks) + decode) * 1e-3
         total = sum(n for n, _ in chunks) + max(n_decode, 0)
         ms = self.shared_ms(total)
         for k, (n, c) in enumerate(chunks):
@@ -531,6 +539,17 @@ class AicModel(PerfModel):
             dec = self.decode_ms_one(n_decode, float(decode_kv_tokens))
             ms += max(dec - self.shared_ms(n_decode), 0.0)
         return ms * 1e-3
+
+    def _mocker_prefill_ms(self, chunks: list[tuple[int, int]]) -> float:
+        """The prefill batch as Dynamo's mocker times it (``predict_prefill_duration``): one AIC batch of
+        ``len(chunks)`` requests at the batch's mean length and mean prefix (integer means), i.e. the GEMMs
+        over all of them plus that many mean-sized attentions."""
+        b = len(chunks)
+        if b == 1:
+            return self.prefill_ms(*chunks[0])
+        ctx = sum(c for _, c in chunks) // b
+        new = sum(n + c for n, c in chunks) // b - ctx
+        return self.shared_ms(b * new) + b * max(self.prefill_ms(new, ctx) - self.shared_ms(new), 0.0)
 
     def decode_steps_s(self, n_decode: int, decode_kv_tokens: I64) -> F64:
         kv = np.asarray(decode_kv_tokens, dtype=np.float64)
@@ -573,6 +592,8 @@ AIC_PARAMS: dict[str, str] = {
     "model_path": "model folder (config.json, hf_quant_config.json) or id; default: the engine's model",
     "disk_cache": "keep the grid under ~/.cache/llmreplay/aic (default true)",
     "monotone": "fit AIC's tables to be non-decreasing in every argument (default true; false: AIC's raw values)",
+    "mixed_step": "fused (default: one forward pass, as vLLM runs prefill chunks beside decodes) or sequential "
+                  "(Dynamo's mocker: the prefill batch's time at its mean chunk plus the decode batch's)",
 }
 
 
@@ -585,8 +606,11 @@ def build_aic(params: Mapping[str, Any], hw: HardwareSetup) -> AicModel:
     monotone = params.get("monotone", True)
     if not isinstance(monotone, bool):
         raise InputError(f"perf_model (aic): field 'monotone' must be true or false (got {monotone!r}).")
+    mixed = params.get("mixed_step", "fused")
+    if mixed not in ("fused", "sequential"):
+        raise InputError(f"perf_model (aic): field 'mixed_step' must be 'fused' or 'sequential' (got {mixed!r}).")
     target = resolve_target(params, hw)
-    return AicModel(target, load_grid(target, use_disk_cache=disk), monotone=monotone)
+    return AicModel(target, load_grid(target, use_disk_cache=disk), monotone=monotone, mixed_step=mixed)
 
 
 def aic_perf_spec(perf_model: str | Mapping[str, Any], aic_backend: str | None,

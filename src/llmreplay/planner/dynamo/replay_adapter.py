@@ -4,7 +4,8 @@
 * Ticks come every ``scale_interval``; the policy says which loops run at each.
 * FPMs: the latest forward pass of each routable worker, kept until the worker runs another (Dynamo's
   last-seen cache), pruned when the worker leaves; the wall time is that pass's duration. An idle engine's
-  FPM is the empty heartbeat (wall time 0) Dynamo's mocker publishes when it runs out of work.
+  FPM is the empty heartbeat (wall time 0) Dynamo's mocker publishes when it runs out of work. The queue
+  fields are the waiting queue at the tick as vLLM publishes it (:func:`fpm_queue`).
 * Worker counts: ready = active workers; the planner's current count = starting + active; expected = the
   last target it asked for; scaling is in progress while the two differ.
 * Traffic (throughput ticks): requests offered in the window, mean ISL of the requests that finished in it,
@@ -54,6 +55,15 @@ def pool_capabilities(pool: Pool, num_gpu: int | None) -> Capabilities:
                         max_num_batched_tokens=spec.args.max_num_batched_tokens, max_num_seqs=spec.args.max_num_seqs,
                         max_kv_tokens=spec.num_blocks * spec.args.block_size,
                         context_length=spec.args.max_model_len)
+
+
+def fpm_queue(w: Worker) -> Queued:
+    """The FPM's queue as vLLM publishes it (and Dynamo's mocker, ``vllm/core.rs`` ``compute_fpm``): waiting
+    requests only, fresh ones as queued prefill (whole prompts), preempted ones as queued decode (prompt +
+    generated); a running request's unprefilled remainder is not queued."""
+    n_p, t_p, n_d, t_d = w.view.waiting_queue()
+    return Queued(num_prefill_requests=n_p, sum_prefill_tokens=t_p, num_decode_requests=n_d,
+                  sum_decode_kv_tokens=t_d)
 
 
 @dataclass
@@ -142,8 +152,7 @@ class DynamoPlanner:
                                 sum_prefill_kv_tokens=rec["sum_prefill_kv_tokens"][i] if single else 0,
                                 num_decode_requests=rec["num_decode_requests"][i],
                                 sum_decode_kv_tokens=rec["decode_kv_last"][i]),
-            queued=Queued(num_prefill_requests=rec["num_waiting"][i],
-                          sum_prefill_tokens=rec["queued_prefill_tokens"][i]),
+            queued=fpm_queue(w),
         )
 
     def _fpms(self, role: str, pool: Pool, now: int) -> FpmMap | None:
