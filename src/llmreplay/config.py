@@ -23,6 +23,9 @@ DEFAULT_TRACE_BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 #: Workers one pool may start with, unless ``max_workers_per_pool`` raises it: each worker is a simulated
 #: engine, so a typo such as ``--num-workers 1000000`` would otherwise build a million of them before failing
 DEFAULT_MAX_WORKERS_PER_POOL = 1024
+#: Planner ticks a run may evaluate one by one when its idle ticks cannot be collapsed (policy dynamo with the
+#: ARIMA predictor): ~11.6 days of 5-s ticks; at ~2 ms a tick (ARIMA) about 7 minutes
+DEFAULT_MAX_PLANNER_TICKS = 200_000
 #: Longest simulated span any time option may name (seconds; ~3 years): keeps every time in int64 nanoseconds
 MAX_SECONDS = 1e8
 #: Largest SLA target (ms; ~28 hours)
@@ -77,6 +80,11 @@ class RunConfig(BaseModel):
     max_workers_per_pool: int = Field(
         DEFAULT_MAX_WORKERS_PER_POOL, ge=1, le=1_000_000,
         description="Cap on the workers a pool starts with (each is a simulated engine); raise it on purpose.",
+    )
+    max_planner_ticks: int = Field(
+        DEFAULT_MAX_PLANNER_TICKS, ge=1, le=1_000_000_000,
+        description="Cap on the planner ticks of a run whose idle ticks cannot be skipped (policy dynamo with the "
+        "arima predictor), checked before the run; raise it on purpose.",
     )
     disagg_max_local_prefill_tokens: int | None = Field(
         None, gt=0, le=10_000_000,

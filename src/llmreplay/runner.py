@@ -221,6 +221,7 @@ def run(
         from llmreplay.planner.factory import make_planner
 
         planner = make_planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
+        _check_tick_budget(cfg, trace, planner, horizon)
         if planner.period_ns > 0:
             replay.observer = planner
             replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker, len(r.handoffs)),
@@ -249,6 +250,25 @@ def run(
     )
     report = build_report(cfg, trace, topo, result, wall0, planner)
     return RunOutput(report, result.records, result, trace, header, notes + list(trace.notes))
+
+
+def _check_tick_budget(cfg: RunConfig, trace: Trace, planner: PlannerLike, horizon_ns: int | None) -> None:
+    """Fail before the run when a planner that must tick one by one would tick more than ``max_planner_ticks``
+    times over the trace: its cost then follows simulated time, not events (a long idle gap would run for
+    hours)."""
+    why = planner.ticks_one_by_one()
+    if why is None or planner.period_ns <= 0 or len(trace) == 0:
+        return
+    span_ns = int(trace.arrival_ns[-1]) if horizon_ns is None else min(int(trace.arrival_ns[-1]), horizon_ns)
+    ticks = span_ns // planner.period_ns
+    if ticks > cfg.max_planner_ticks:
+        period_s = planner.period_ns / NS_PER_S
+        raise InputError(
+            f"the planner would evaluate {ticks:,} ticks ({span_ns / NS_PER_S / 86400:,.1f} days of trace at one "
+            f"tick every {period_s:g} s), above max_planner_ticks ({cfg.max_planner_ticks:,}). Its ticks over idle "
+            f"stretches cannot be skipped ({why}), so the run's cost follows simulated time, not events. Use "
+            "planner_config.load_predictor 'constant', shorten the trace (--max-sim-time-seconds, "
+            "--start / --duration), or raise --max-planner-ticks on purpose.")
 
 
 def build_report(cfg: RunConfig, trace: Trace, topo: Topology, result: ReplayResult, wall0: float,

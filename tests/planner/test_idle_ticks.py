@@ -178,3 +178,23 @@ def test_without_a_proof_of_a_fixed_point_ticks_run_one_by_one(tmp_path: Path, p
     first_burst_end_s = 2.0 + 60  # 100 requests 20 ms apart, then well past their completion
     assert all(t["count"] is None for t in collapsed["planner"]["ticks"] if t["t_s"] > first_burst_end_s)
     assert len(collapsed["planner"]["ticks"]) == len(reference["planner"]["ticks"]) > 1200 / 5
+
+
+@pytest.mark.parametrize("gap_s, cap", [(YEAR_S, None), (86400, 1000)])
+def test_arima_that_must_tick_one_by_one_over_a_long_gap_is_refused_before_the_run(
+        tmp_path: Path, gap_s: int, cap: int | None) -> None:
+    """Dynamo's ARIMA predictor refits every throughput interval, so its idle ticks cannot be skipped exactly:
+    over a long gap the run's cost would follow simulated time (a year: hours). It exits 2 before simulating,
+    naming the cap, the reason and the ways out, instead of hanging."""
+    pytest.importorskip("pmdarima", reason="the arima extra")
+    trace = tmp_path / "gap.jsonl"
+    trace.write_text("".join(json.dumps({"timestamp": t * 1000, "input_length": 500, "output_length": 20,
+                                         "hash_ids": [i]}) + "\n" for i, t in enumerate([0, 1, gap_s, gap_s + 1])))
+    planner = {"policy": "dynamo", "load_predictor": "arima", "enable_load_scaling": True, **SLA}
+    args = ["run", str(trace), "--num-workers", "1", "--planner-config", json.dumps(planner), "--no-baselines",
+            "--quiet", "--no-progress", *(["--max-planner-ticks", str(cap)] if cap else [])]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    text = " ".join(str(res.exception or "").split() + res.output.split())
+    assert f"{gap_s // 5:,} ticks" in text and "max_planner_ticks" in text and "ARIMA" in text
+    assert "'constant'" in text and "--max-planner-ticks" in text

@@ -321,6 +321,10 @@ class Planner:
         self.ticks.append(d)
 
     # ------------------------------------------------------------------ idle stretches (llmreplay.sim.idle)
+    def ticks_one_by_one(self) -> str | None:
+        """Why idle ticks can never be collapsed: never here (every predictor's state settles or is windowed)."""
+        return None
+
     @property
     def cycle_ticks(self) -> int:
         intervals = ([self.load_ns] if self.cfg.enable_load_scaling else []) + (

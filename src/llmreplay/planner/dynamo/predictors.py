@@ -124,6 +124,7 @@ class LoadPredict:
     """The PREDICT stage: request count, ISL and OSL of the next throughput interval."""
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self.num_req, self.isl, self.osl = make_predictor(name), make_predictor(name), make_predictor(name)
         self.last_isl: float | None = None
         self.last_osl: float | None = None

@@ -277,6 +277,16 @@ class DynamoPlanner:
         self.tick_window = _Window()
 
     # ------------------------------------------------------------------ idle stretches (llmreplay.sim.idle)
+    def ticks_one_by_one(self) -> str | None:
+        """Why this planner's idle ticks can never be collapsed (None: they can, once they repeat)."""
+        if self.policy.predictor is not None and self.policy.predictor.name == "arima":
+            return ("Dynamo's ARIMA load predictor refits on every throughput interval, so no idle tick "
+                    "repeats the one before")
+        if not self.exact_clock:
+            return ("an interval is not a multiple of 1/512 s, so Dynamo's float-second clock rounds and no "
+                    "idle tick provably repeats")
+        return None
+
     @property
     def cycle_ticks(self) -> int:
         st = self.settings
