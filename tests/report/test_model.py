@@ -79,3 +79,21 @@ def test_a_bad_field_is_named(tmp_path: Path) -> None:
 
 def llmreplay(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "llmreplay", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_every_typed_tick_field_is_one_the_planners_write() -> None:
+    """The report types the tick fields both policies share; each must be a field of the planners' own
+    TickDiagnostics with the same type, or a renamed diagnostic would silently become an untyped extra."""
+    import typing
+
+    from llmreplay.planner.planner import TickDiagnostics
+    from llmreplay.report.model import PlannerTick
+
+    def members(annotation: Any) -> set[Any]:  # int | None and Optional[int] alike
+        return set(typing.get_args(annotation)) or {annotation}
+
+    written = typing.get_type_hints(TickDiagnostics)
+    typed = {name: field.annotation for name, field in PlannerTick.model_fields.items()}
+    assert set(typed) <= set(written), set(typed) - set(written)
+    for name, annotation in typed.items():
+        assert members(annotation) == members(written[name]), name

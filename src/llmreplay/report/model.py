@@ -232,11 +232,6 @@ class PlannerTick(_OpenBlock):
     t_s: float
     count: int | None = None
     every_s: float | None = None
-
-    @property
-    def last_t_s(self) -> float:
-        """The time of the last tick this entry stands for."""
-        return self.t_s + ((self.count or 1) - 1) * (self.every_s or 0.0)
     replicas_prefill: int | None = None
     replicas_decode: int | None = None
     floor_prefill: int | None = None
@@ -260,6 +255,11 @@ class PlannerTick(_OpenBlock):
     reason_throughput: str | None = None
     reason_throughput_prefill: str | None = None
     reason_throughput_decode: str | None = None
+
+    @property
+    def last_t_s(self) -> float:
+        """The time of the last tick this entry stands for."""
+        return self.t_s + ((self.count or 1) - 1) * (self.every_s or 0.0)
 
     def get(self, key: str) -> Any:
         """A field or an extra diagnostic by name (None when absent)."""
