@@ -18,6 +18,7 @@ import yaml
 from llmreplay.cost.prices import price_of
 from llmreplay.engine.config import parse_engine_args
 from llmreplay.fileio import atomic_write
+from llmreplay.planner.config import ALIASES as PLANNER_ALIASES
 from llmreplay.recommend.search import Evaluation, SearchOutcome
 from llmreplay.recommend.space import Deployment
 
@@ -163,13 +164,8 @@ KV_TRANSFER_CONFIG = {
     "decode": '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}',
 }
 
-#: our planner_config names → Dynamo 1.6.1's PlannerConfig names (``dynamo/planner/config/planner_config.py``)
-DYNAMO_PLANNER_NAMES = {
-    "ttft": "ttft_ms",
-    "itl": "itl_ms",
-    "load_adjustment_interval": "load_adjustment_interval_seconds",
-    "throughput_adjustment_interval": "throughput_adjustment_interval_seconds",
-}
+#: our planner_config names → Dynamo 1.6.1's PlannerConfig names: the inverse of the aliases we accept
+DYNAMO_PLANNER_NAMES = {ours: dynamos for dynamos, ours in PLANNER_ALIASES.items()}
 
 #: planner_config keys that only llmreplay reads (Dynamo's PlannerConfig forbids unknown keys)
 LLMREPLAY_ONLY_PLANNER_KEYS = ("policy", "schedule")
