@@ -223,6 +223,7 @@ def run(
         planner = make_planner(planner_cfg, topo.pools, granularity=cfg.benchmark_granularity)
         _check_tick_budget(cfg, trace, planner, horizon)
         if planner.period_ns > 0:
+            options.ticks_before_arrivals = planner.ticks_before_arrivals
             replay.observer = planner
             replay.every(planner.period_ns, lambda r, t: planner.tick(t, r.start_worker, len(r.handoffs)),
                          idle=planner)

@@ -46,6 +46,8 @@ class Pool:
     fast_forward: bool = True
     #: False: engines log only the FPM columns the report reads (no planner in the run: saves memory)
     fpm_planner_detail: bool = True
+    #: engines snapshot their waiting queue at each step for the FPM (Dynamo's policy reads it; off: no cost)
+    fpm_queue_snapshots: bool = False
     workers: list[Worker] = field(default_factory=list)
     #: (time_ns, provisioned workers after the change)
     provision_log: list[tuple[int, int]] = field(default_factory=list)
@@ -64,6 +66,7 @@ class Pool:
         eng = Engine(wid, self.spec.args, self.spec.perf, self.spec.num_blocks, self.spec.unit_tokens,
                      self.icl, fast_forward=self.fast_forward, fpm_planner_detail=self.fpm_planner_detail)
         eng.power = self.spec.power
+        eng.fpm_queue_snapshots = self.fpm_queue_snapshots
         w = Worker(wid, eng, self.spec.gpus_per_worker, self.name, now, state)
         self.workers.append(w)
         self._counts[state] += 1

@@ -40,15 +40,20 @@ class Router(Protocol):
 
 
 class RoundRobinRouter:
+    """Each request to the worker after the last one chosen, in worker order. The position is kept as an index
+    into the current list, as Dynamo's replay keeps it (``PoolRoundRobinPlacement::place``: ``index = next %
+    len; next = index + 1``), so after the fleet grows the rotation resumes where it was: from 1 worker to 2,
+    the next request goes to the new worker. With a fixed fleet this is plain round robin."""
+
     name = "round_robin"
 
     def __init__(self) -> None:
         self._next = 0
 
     def choose(self, req: Request, workers: list[Worker]) -> Worker:
-        w = workers[self._next % len(workers)]
-        self._next += 1
-        return w
+        i = self._next % len(workers)
+        self._next = i + 1
+        return workers[i]
 
 
 class RandomRouter:

@@ -83,6 +83,8 @@ class _Pending:
     #: disagg: requests decoding their second token in the first step; their token gap started at the
     #: prefill worker (transfer included), not at the previous step
     joined: list[Request] | None = None
+    #: the waiting queue after this step's scheduling (:meth:`Engine.waiting_queue`), when snapshots are on
+    queue: tuple[int, int, int, int] | None = None
 
     @property
     def k(self) -> int:
@@ -146,6 +148,9 @@ class Engine:
         self._decode_ends: list[tuple[int, int, Request]] = []
         self.queued_prefill_tokens = 0
         self.pending: _Pending | None = None
+        #: snapshot the waiting queue at each plan, as Dynamo's mocker computes its FPM (off: no cost)
+        self.fpm_queue_snapshots = False
+        self.last_pass_queue: tuple[int, int, int, int] = (0, 0, 0, 0)  # of the last completed step
         # disagg: prefilled requests holding KV here (prefill side), reserved / arrived ones (decode side)
         self.held_for_transfer: dict[int, Request] = {}
         self.incoming_transfers: dict[int, Request] = {}
@@ -225,6 +230,8 @@ class Engine:
         end = self._plan(now)
         if joined and self.pending is not None:
             self.pending.joined = [r for r in joined if r.phase == Phase.DECODE]
+        if self.fpm_queue_snapshots and self.pending is not None:
+            self.pending.queue = self.waiting_queue()
         return end
 
     def _plan(self, now: int) -> int | None:
@@ -344,8 +351,24 @@ class Engine:
         else:
             self._apply_steps(now)
             self._pop_finished(now, finished)
+        if p.queue is not None:
+            self.last_pass_queue = p.queue
         self.pending = None
         return finished
+
+    def waiting_queue(self) -> tuple[int, int, int, int]:
+        """The waiting queue as a vLLM engine's FPM publishes it (Dynamo's mocker ``compute_fpm``): fresh
+        requests as queued prefill (count, prompt tokens), preempted ones as queued decode (count, prompt +
+        generated tokens). Running requests, partially prefilled or not, are not queued."""
+        n_p = t_p = n_d = t_d = 0
+        for req in self.waiting:
+            if req.preemptions:
+                n_d += 1
+                t_d += req.num_tokens
+            else:
+                n_p += 1
+                t_p += req.isl
+        return n_p, t_p, n_d, t_d
 
     # ------------------------------------------------------------------ internals
     def _needs_block(self, req: Request) -> bool:
@@ -588,18 +611,18 @@ class EngineView:
         return self._engine.queued_prefill_tokens
 
     def waiting_queue(self) -> tuple[int, int, int, int]:
-        """The waiting queue as a vLLM engine's FPM publishes it (Dynamo's mocker ``compute_fpm``): fresh
-        requests as queued prefill (count, prompt tokens), preempted ones as queued decode (count, prompt +
-        generated tokens). Running requests, partially prefilled or not, are not queued."""
-        n_p = t_p = n_d = t_d = 0
-        for req in self._engine.waiting:
-            if req.preemptions:
-                n_d += 1
-                t_d += req.num_tokens
-            else:
-                n_p += 1
-                t_p += req.isl
-        return n_p, t_p, n_d, t_d
+        """The waiting queue now (:meth:`Engine.waiting_queue`)."""
+        return self._engine.waiting_queue()
+
+    def published_queue(self) -> tuple[int, int, int, int]:
+        """The waiting queue as the FPM of the last completed step publishes it: computed when that step was
+        scheduled (Dynamo's mocker ``execute_pass_internal`` calls ``compute_fpm`` at the pass's start), so a
+        request that arrived during the step is not in it. Needs ``fpm_queue_snapshots`` on."""
+        eng = self._engine
+        p = eng.pending
+        if p is not None and p.applied > 0 and p.queue is not None:  # a stretch with steps done
+            return p.queue
+        return eng.last_pass_queue
 
     def cached_prefix_tokens(self, keys: list[int]) -> int:
         """Tokens of the longest prefix of ``keys`` in the engine's prefix cache."""

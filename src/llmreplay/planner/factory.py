@@ -18,6 +18,8 @@ class PlannerLike(Protocol):
     warnings: list[str]
     period_ns: int
     wall_s: float
+    #: its tick runs before the trace arrivals of the same instant (ReplayOptions.ticks_before_arrivals)
+    ticks_before_arrivals: bool
 
     def arrived(self, isl: int, osl: int) -> None: ...
 

@@ -218,6 +218,7 @@ class Planner:
     ticks: list[TickDiagnostics] = field(default_factory=list)
     events: list[ScalingEvent] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    ticks_before_arrivals = False  # a tick sees the arrivals of its instant
 
     def __post_init__(self) -> None:
         t_init = time.perf_counter()  # wall time of bootstrap + ticks, for the report's sim block

@@ -64,6 +64,9 @@ class ReplayOptions:
     #: True: engines keep the planner's FPM columns only when a planner observes the run (memory); False: always
     #: (tests that read FPM detail without a planner)
     fpm_detail_only_for_planner: bool = False
+    #: a planner tick runs before the trace arrivals of the same instant are routed, and after the frontend
+    #: counted them (Dynamo's replay order); False: after they are routed
+    ticks_before_arrivals: bool = False
 
 
 @dataclass
@@ -132,6 +135,7 @@ class Replay:
         self._link_free: dict[int, int] = {}  # prefill worker id -> its link is busy until
         self.handoff_wait_peak = 0
         self._next_arrival_ns = _NEVER  # the next trace arrival not yet dispatched (open loop)
+        self._counted_ahead = 0  # trace arrivals the observer already heard of, before their dispatch
 
     # ----------------------------------------------------------------- hooks
     def every(self, period_ns: int, fn: Periodic, first_ns: int | None = None,
@@ -170,6 +174,8 @@ class Replay:
             n_arr = 0
             self._fill_closed_loop(0)
         arrival_t = self._arrival
+        # where a trace arrival sorts among the events of its instant
+        arrival_rank = Kind.TICK + 1 if opts.ticks_before_arrivals else Kind.RELEASE
         self._next_arrival_ns = arrival_t[arrivals[0]] if n_arr else _NEVER
         progress = opts.progress
         next_progress = 0
@@ -178,13 +184,17 @@ class Replay:
             key = q.peek_key()
             if ai < n_arr:
                 ta = arrival_t[arrivals[ai]]
-                if key is None or (ta, Kind.RELEASE) < key:
+                if key is None or (ta, arrival_rank) < key:
                     if horizon is not None and ta > horizon:
                         break
                     self.now = ta
                     ai += 1
                     self._next_arrival_ns = arrival_t[arrivals[ai]] if ai < n_arr else _NEVER
-                    self._dispatch(arrivals[ai - 1], ta)
+                    if self._counted_ahead:
+                        self._counted_ahead -= 1
+                        self._dispatch(arrivals[ai - 1], ta, counted=True)
+                    else:
+                        self._dispatch(arrivals[ai - 1], ta)
                     n_events += 1
                     continue
             if key is None:
@@ -207,6 +217,8 @@ class Replay:
                 self._on_release(payload, t)
             elif kind == Kind.TICK:
                 period, fn = self._periodic[payload]
+                if opts.ticks_before_arrivals and self.observer is not None:
+                    self._count_arrivals_at(t, arrivals, ai, n_arr)
                 fn(self, t)
                 if period and self._work_left():
                     idle = self._idle[payload]
@@ -306,10 +318,23 @@ class Replay:
         if pool is self.decode:
             self._drain_handoffs(now)
 
-    def _dispatch(self, i: int, now: int) -> None:
+    def _count_arrivals_at(self, t: int, arrivals: array[int], ai: int, n_arr: int) -> None:
+        """Tell the observer of the trace arrivals at ``t`` not yet counted, ahead of their dispatch (after the
+        tick): Dynamo's frontend counts a request arriving at a tick's instant in the window that tick reads
+        (the reference run's first window holds the 166 arrivals at ≤ 60.000 s), while the tick's scaling acts
+        before the request is routed."""
+        assert self.observer is not None
+        j = ai + self._counted_ahead
+        while j < n_arr and self._arrival[arrivals[j]] == t:
+            i = arrivals[j]
+            self.observer.arrived(self._isl[i], self._osl[i])
+            self._counted_ahead += 1
+            j += 1
+
+    def _dispatch(self, i: int, now: int, counted: bool = False) -> None:
         rec = self.records
         rec.arrival_ns[i] = now
-        if self.observer is not None:
+        if self.observer is not None and not counted:
             self.observer.arrived(self._isl[i], self._osl[i])
         reason = self._reject_reason(self._isl[i], self._osl[i])
         if reason:

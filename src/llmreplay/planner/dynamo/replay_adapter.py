@@ -3,9 +3,10 @@
 
 * Ticks come every ``scale_interval``; the policy says which loops run at each.
 * FPMs: the latest forward pass of each routable worker, kept until the worker runs another (Dynamo's
-  last-seen cache), pruned when the worker leaves; the wall time is that pass's duration. An idle engine's
-  FPM is the empty heartbeat (wall time 0) Dynamo's mocker publishes when it runs out of work. The queue
-  fields are the waiting queue at the tick as vLLM publishes it (:func:`fpm_queue`).
+  last-seen cache), pruned when the worker leaves; the wall time is that pass's duration. A worker that
+  published nothing for :data:`IDLE_HEARTBEAT_S` (an idle one, or one whose first pass after a pause is still
+  running) shows the zeroed heartbeat (wall time 0) Dynamo's FPM publisher sends then. The queue fields are
+  the waiting queue as vLLM publishes it (:func:`fpm_queue`), as it was when that pass was scheduled.
 * Worker counts: ready = active workers; the planner's current count = starting + active; expected = the
   last target it asked for; scaling is in progress while the two differ.
 * Traffic (throughput ticks): requests offered in the window, mean ISL of the requests that finished in it,
@@ -57,13 +58,30 @@ def pool_capabilities(pool: Pool, num_gpu: int | None) -> Capabilities:
                         context_length=spec.args.max_model_len)
 
 
+#: Dynamo's FPM publisher sends a zeroed snapshot (wall time 0) when no forward pass was published for this long
+#: (``IDLE_HEARTBEAT_INTERVAL``, "matches vLLM's HEARTBEAT_INTERVAL = 1.0"; ``FPM_HEARTBEAT_INTERVAL_SECONDS`` in
+#: ``dynamo/common/forward_pass_metrics.py``). In the reference run a worker's FPM is the heartbeat exactly when
+#: its last pass ended 1 s or more before the tick (idle 1.0-8.6 s: heartbeat, 226 ticks; 0-0.996 s: the last
+#: pass, 202 ticks), also when a new pass has started since but not ended.
+IDLE_HEARTBEAT_S = 1.0
+
+
 def fpm_queue(w: Worker) -> Queued:
     """The FPM's queue as vLLM publishes it (and Dynamo's mocker, ``vllm/core.rs`` ``compute_fpm``): waiting
     requests only, fresh ones as queued prefill (whole prompts), preempted ones as queued decode (prompt +
-    generated); a running request's unprefilled remainder is not queued."""
-    n_p, t_p, n_d, t_d = w.view.waiting_queue()
+    generated); a running request's unprefilled remainder is not queued. The mocker computes it when it
+    schedules the pass (``execute_pass_internal``), so it is the queue of the last completed pass's start, after
+    its admissions: a request that arrived while that pass ran, or after, is not in it."""
+    n_p, t_p, n_d, t_d = w.view.published_queue()
     return Queued(num_prefill_requests=n_p, sum_prefill_tokens=t_p, num_decode_requests=n_d,
                   sum_decode_kv_tokens=t_d)
+
+
+def heartbeat_due(last_pass_end_ns: int | None, created_ns: int, now: int) -> bool:
+    """Whether the worker's last published FPM at ``now`` is the zeroed idle heartbeat: nothing published for
+    :data:`IDLE_HEARTBEAT_S` since its last pass ended (or, before its first pass, since it started)."""
+    since = last_pass_end_ns if last_pass_end_ns is not None else created_ns
+    return now - since >= round(IDLE_HEARTBEAT_S * NS)
 
 
 @dataclass
@@ -76,6 +94,9 @@ class DynamoPlanner:
     ticks: list[TickDiagnostics] = field(default_factory=list)
     events: list[ScalingEvent] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Dynamo's replay runs a planner tick before the arrivals of the same instant: in the reference run the 15
+    #: requests arriving at 15.000 s all went to the one prefill worker left by the tick's scale-down at 15.000 s
+    ticks_before_arrivals = True
 
     def __post_init__(self) -> None:
         t0 = time.perf_counter()
@@ -87,6 +108,10 @@ class DynamoPlanner:
         d_caps = pool_capabilities(self.decode_pool, self.cfg.decode_engine_num_gpu)
         p_caps = pool_capabilities(self.prefill_pool, self.cfg.prefill_engine_num_gpu) if self.prefill_pool else None
         self.policy = DynamoPolicy(self.settings, p_caps, d_caps)
+        for pool in self.pools.values():  # the FPM queue as of each pass (fpm_queue)
+            pool.fpm_queue_snapshots = True
+            for w in pool.workers:
+                w.engine.fpm_queue_snapshots = True
         self.bootstrap_counts = {"prefill": 0, "decode": 0}
         if not self.settings.easy and self.cfg.pre_deployment_sweeping_mode == "rapid":
             p_pool = self.prefill_pool or self.decode_pool
@@ -111,8 +136,10 @@ class DynamoPlanner:
         self.tp_window = _Window()
         self.tick_window = _Window()
         self.last_tp_ns = 0
-        kv_router = any(getattr(p.router, "name", "") == "kv" for p in self.pools.values())
-        self.kv_router = kv_router
+        # the router requests enter by (prefill's in disagg): ours routes decode by KV load whatever the user
+        # chose, which is no prefix-cache router; under round robin Dynamo reports a hit rate of 0
+        entry = self.prefill_pool or self.decode_pool
+        self.kv_router = getattr(entry.router, "name", "") == "kv"
         # the policy keys its loops by float seconds: a collapsed idle stretch is provably exact only while
         # every tick time and interval is a float without rounding (multiples of 1/512 s, see idle_fingerprint)
         st = self.settings
@@ -169,8 +196,8 @@ class DynamoPlanner:
             seen, n = self.fpm_seen.get(key, 0), len(log)
             rec = log.read_since(seen) if n > seen else None
             self.fpm_seen[key] = n
-            if n and w.view.kv_used_blocks == 0 and w.view.queued_prefill_tokens == 0:
-                # an engine that ran out of work publishes an empty heartbeat FPM (wall time 0), as Dynamo's does
+            last_end = log.cols["t_end_ns"][-1] if n else None
+            if heartbeat_due(last_end, w.created_ns, now):
                 cache[(str(w.id), 0)] = Fpm(worker_id=str(w.id))
             elif rec is not None:
                 cache[(str(w.id), 0)] = self._last_record(w, rec)
