@@ -171,3 +171,23 @@ def test_waiting_queue_is_what_a_vllm_fpm_publishes() -> None:
     eng.complete(end)
     eng._preempt(eng.running[0], end, step_allocated=False)  # back to the queue's front, to recompute
     assert eng.view.waiting_queue() == (2, 1000, 1, 5000)
+
+
+def test_block_openings_in_closed_form_count_what_each_step_opens() -> None:
+    """A fast-forwarded stretch takes its KV block counts from a closed form (no per-step array): for any mix of
+    block phases, the blocks opened by steps 0..s-1 and the last step a block budget reaches must equal a
+    step-by-step count (a request of phase p opens a block at every step s with s % block_size == p)."""
+    from llmreplay.engine.engine import _BlockOpenings
+
+    rng = np.random.default_rng(7)
+    for block_size in (1, 2, 16, 64):
+        for _ in range(40):
+            counts = rng.integers(0, 4, block_size).tolist()
+            if not sum(counts):
+                counts[int(rng.integers(block_size))] = 1
+            opened = np.cumsum([0] + [counts[s % block_size] for s in range(6 * block_size + 5)])
+            prefix = [0, *np.cumsum(counts[:-1]).tolist()]
+            openings = _BlockOpenings(sum(counts), block_size, prefix)
+            assert [openings.before(s) for s in range(len(opened))] == opened.tolist()
+            for budget in range(int(opened[-block_size])):
+                assert openings.last_step_within(budget) == int(np.searchsorted(opened, budget, side="right")) - 1

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
-from llmreplay.planner.regression import Regression, agg_regression, decode_regression, fit_linear
+from llmreplay.planner.regression import (
+    Regression,
+    _drops_from_fullest,
+    agg_regression,
+    decode_regression,
+    fit_linear,
+)
 
 
 def test_fit_recovers_linear_coefficients() -> None:
@@ -61,3 +69,22 @@ def test_retention_keeps_range_coverage() -> None:
 
 def test_agg_regression_features() -> None:
     assert agg_regression().features == ("prefill_tokens", "decode_kv_tokens", "prefill_attention")
+
+
+def test_retention_drops_what_dropping_from_the_fullest_bucket_one_at_a_time_drops() -> None:
+    """The trim computes in one pass which samples go; it must be the same samples as the rule it implements:
+    ``excess`` times, the oldest sample of the fullest bucket (the first of equally full ones) goes."""
+    def one_at_a_time(counts: list[int], excess: int) -> list[int]:
+        left, drops = list(counts), [0] * len(counts)
+        for _ in range(excess):
+            fullest = max(range(len(left)), key=lambda b: left[b])
+            left[fullest] -= 1
+            drops[fullest] += 1
+        return drops
+
+    rng = random.Random(3)
+    for _ in range(3000):
+        counts = [rng.randint(0, rng.choice([2, 9, 70])) for _ in range(rng.randint(1, 18))]
+        if sum(counts):
+            excess = rng.randint(0, sum(counts))
+            assert _drops_from_fullest(counts, excess) == one_at_a_time(counts, excess), (counts, excess)

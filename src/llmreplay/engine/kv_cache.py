@@ -94,6 +94,19 @@ class BlockPool:
                 evictable += 1
         return hits, evictable
 
+    def cached_prefix_len(self, keys: list[int]) -> int:
+        """Length of the longest cached prefix of ``keys`` (a KV router's overlap: one lookup per key, for every
+        worker at every arrival)."""
+        if not self.enable_caching:
+            return 0
+        ref_counts = self.ref_counts
+        hits = 0
+        for key in keys:
+            if key not in ref_counts:
+                break
+            hits += 1
+        return hits
+
     # ----------------------------------------------------------------- mutations
     def touch(self, keys: list[int], n: int) -> None:
         """Take a reference on each of the first ``n`` keys (a prefix hit found by :meth:`get_cached_prefix`);
@@ -161,14 +174,13 @@ class BlockPool:
         self.num_free_blocks += num_private
         ref_counts = self.ref_counts
         evictable = self._evictable
-        released = 0
+        before = len(evictable)  # a key drops to no reference at most once here (a request holds it once)
         for key in reversed(keys):
             rc = ref_counts[key] - 1
             ref_counts[key] = rc
             if not rc:
-                released += 1
                 evictable[key] = None
-        self.num_shared_hash_blocks -= released
+        self.num_shared_hash_blocks -= len(evictable) - before
 
     def check(self) -> None:
         """Assert the pool's invariants (tests and the debug mode)."""

@@ -91,7 +91,7 @@ class KVCacheManager:
 
     def cached_prefix_tokens(self, keys: list[int]) -> int:
         """Tokens of the longest cached prefix of ``keys`` (a KV router's overlap)."""
-        return self.block_pool.get_cached_prefix(keys, len(keys))[0] * self.hash_block_tokens
+        return self.block_pool.cached_prefix_len(keys) * self.hash_block_tokens
 
     def can_allocate(self, num_tokens: int, hit: PrefixHit) -> bool:
         """Whether a new request with prefix ``hit`` could hold ``num_tokens`` tokens now."""

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from llmreplay.metrics import definitions as d
 from llmreplay.metrics.definitions import STAT_KEYS, Sla, SlaJudgement
 from llmreplay.metrics.histogram import LogHistogram
+from llmreplay.metrics.quantiles import percentiles
 from llmreplay.metrics.records import RequestRecords
 
 F64 = npt.NDArray[np.float64]
@@ -27,7 +28,7 @@ def describe(values: F64) -> dict[str, float | None]:
     v = v[np.isfinite(v)]
     if v.size == 0:
         return dict.fromkeys(STAT_KEYS)
-    p50, p90, p95, p99 = np.percentile(v, [50, 90, 95, 99])
+    p50, p90, p95, p99 = percentiles(v, [50, 90, 95, 99]).tolist()
     return {
         "avg": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "p50": float(p50),
         "p90": float(p90), "p95": float(p95), "p99": float(p99), "std": float(v.std()),

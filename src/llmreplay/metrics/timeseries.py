@@ -18,6 +18,7 @@ import numpy.typing as npt
 from llmreplay.cluster.pool import Pool
 from llmreplay.metrics import definitions as d
 from llmreplay.metrics.definitions import SlaJudgement
+from llmreplay.metrics.quantiles import grouped_percentile, percentiles
 from llmreplay.metrics.records import RequestRecords, Status
 from llmreplay.units import NS_PER_S
 
@@ -37,7 +38,8 @@ def arrival_quantum_s(arrival_ns: npt.NDArray[np.int64]) -> float:
     9000 ms: 3 s steps with 1 ms of rounding noise); 0.0 when arrivals are continuous. The step is the typical
     smallest gap between distinct arrival times (rounded to the ms), accepted when every gap is a whole number
     of steps within 2 ms or 1 %."""
-    t = np.unique(arrival_ns[arrival_ns >= 0])
+    t = np.sort(arrival_ns[arrival_ns >= 0])
+    t = t[np.concatenate(([True], t[1:] != t[:-1]))]  # the distinct times (np.unique, without importing numpy.ma)
     if t.size < 3:
         return 0.0
     gaps = np.diff(t)
@@ -89,17 +91,7 @@ def _integral_per_bin(log: list[tuple[int, int]], wns: int, n: int, horizon_ns: 
 
 
 def _binned_p90(idx: npt.NDArray[np.int64], values: F64, n: int) -> list[float | None]:
-    out: list[float | None] = [None] * n
-    if values.size == 0:
-        return out
-    order = np.argsort(idx, kind="stable")
-    idx_s, val_s = idx[order], values[order]
-    bounds = np.searchsorted(idx_s, np.arange(n + 1))
-    for i in range(n):
-        a, b = bounds[i], bounds[i + 1]
-        if b > a:
-            out[i] = round(float(np.percentile(val_s[a:b], 90)), 6)
-    return out
+    return [None if x is None else round(x, 6) for x in grouped_percentile(idx, values, n, 90)]
 
 
 def _active_per_bin(rec: RequestRecords, wns: int, n: int, off: int = 0) -> npt.NDArray[np.int64]:
@@ -249,7 +241,7 @@ def latency_cdf(rec: RequestRecords, warmup_ns: int = 0) -> dict[str, Any]:
     def quant(metric: d.MetricDef) -> list[float] | None:
         v = d.record_values(metric, rec, warmup_ns)
         v = v[np.isfinite(v)]
-        return [round(float(x), 4) for x in np.percentile(v, q)] if v.size else None
+        return [round(x, 4) for x in percentiles(v, q).tolist()] if v.size else None
 
     return {"percent": q.tolist(), "ttft_ms": quant(d.TTFT), "itl_ms": quant(d.ITL),
             "request_latency_ms": quant(d.REQUEST_LATENCY)}

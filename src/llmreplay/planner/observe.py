@@ -63,15 +63,17 @@ def summarize(w: Worker, rec: dict[str, Sequence[int]], window_ns: int) -> Worke
     """Time-weighted load of a worker over its records of the interval (None: no step ran)."""
     if not rec["t_end_ns"]:
         return None
+    # (np.add.reduce / np.maximum.reduce are what ndarray.sum / max call, without their Python wrappers: a
+    # planner tick summarises every worker, a few hundred short arrays per second of simulated time)
     t0 = np.asarray(rec["t_start_ns"], dtype=np.float64)
     t1 = np.asarray(rec["t_end_ns"], dtype=np.float64)
     dur = t1 - t0
-    total = float(dur.sum())
-    steps = np.asarray(rec["steps"], dtype=np.float64)
+    total = float(_sum(dur))
+    steps = float(_sum(np.asarray(rec["steps"], dtype=np.float64)))
 
     def mean_peak(name: str) -> tuple[float, float]:
         v = np.asarray(rec[name], dtype=np.float64)
-        return (float((v * dur).sum() / total) if total > 0 else float(v.mean())), float(v.max())
+        return (float(_sum(v * dur) / total) if total > 0 else float(v.mean())), float(_max(v))
 
     kv_first = np.asarray(rec["decode_kv_first"], dtype=np.float64)
     kv_last = np.asarray(rec["decode_kv_last"], dtype=np.float64)
@@ -79,18 +81,22 @@ def summarize(w: Worker, rec: dict[str, Sequence[int]], window_ns: int) -> Worke
     qp = mean_peak("queued_prefill_tokens")
     nd = mean_peak("num_decode_requests")
     used = mean_peak("kv_used_blocks")
-    prefill_tokens = float(np.asarray(rec["sum_prefill_tokens"], dtype=np.float64).sum())
+    prefill_tokens = float(_sum(np.asarray(rec["sum_prefill_tokens"], dtype=np.float64)))
     return WorkerLoad(
-        worker=w.id, records=len(rec["t_end_ns"]), steps=int(steps.sum()),
+        worker=w.id, records=len(rec["t_end_ns"]), steps=int(steps),
         busy_fraction=min(1.0, total / window_ns) if window_ns > 0 else 1.0,
         queued_prefill_mean=qp[0], queued_prefill_peak=qp[1],
         decode_requests_mean=nd[0], decode_requests_peak=nd[1],
-        decode_kv_mean=float((kv * dur).sum() / total) if total > 0 else float(kv.mean()),
-        decode_kv_peak=float(kv_last.max()),
-        prefill_tokens_per_step=prefill_tokens / max(float(steps.sum()), 1.0),
+        decode_kv_mean=float(_sum(kv * dur) / total) if total > 0 else float(kv.mean()),
+        decode_kv_peak=float(_max(kv_last)),
+        prefill_tokens_per_step=prefill_tokens / max(steps, 1.0),
         kv_used_blocks_mean=used[0], kv_used_blocks_peak=used[1],
-        step_s_mean=total / NS_PER_S / max(float(steps.sum()), 1.0),
+        step_s_mean=total / NS_PER_S / max(steps, 1.0),
     )  # fmt: skip
+
+
+_sum = np.add.reduce
+_max = np.maximum.reduce
 
 
 @dataclass

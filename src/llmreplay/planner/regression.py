@@ -59,6 +59,32 @@ def fit_linear(x: F64, y: F64, relax: int | None = None) -> F64 | None:
     return np.asarray(coef, dtype=np.float64)
 
 
+def _drops_from_fullest(counts: list[int], excess: int) -> list[int]:
+    """How many samples each bucket loses when, ``excess`` times, the fullest bucket (the first of equals) loses
+    one. In closed form: the buckets are cut down to a level ``L`` (the lowest that removes at most ``excess``),
+    and the rest of the removals take one more from the first buckets at that level. The same result as the
+    ``excess`` passes over the buckets, for the cost of a search over the levels."""
+    def removed(level: int) -> int:
+        return sum(c - level for c in counts if c > level)
+
+    lo, hi = 0, max(counts)  # removed(hi) == 0 <= excess; the lowest level with removed(level) <= excess
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if removed(mid) <= excess:
+            hi = mid
+        else:
+            lo = mid + 1
+    level, extra = lo, excess - removed(lo)
+    drops = []
+    for c in counts:
+        n = max(0, c - level)
+        if extra and c >= level > 0:
+            n += 1
+            extra -= 1
+        drops.append(n)
+    return drops
+
+
 @dataclass
 class Regression:
     """A linear step-time model over named features, refitted from retained observations."""
@@ -109,9 +135,8 @@ class Regression:
         for i, v in enumerate(axis):  # indices in age order within each bucket
             members[min(int((v - lo) / width), self.buckets - 1)].append(i)
         drop: set[int] = set()
-        for _ in range(excess):
-            fullest = max(members, key=len)
-            drop.add(fullest.pop(0))
+        for bucket, n in zip(members, _drops_from_fullest([len(m) for m in members], excess), strict=True):
+            drop.update(bucket[:n])  # its oldest
         keep = [i for i in range(len(self._y)) if i not in drop]
         self._x = [self._x[i] for i in keep]
         self._y = [self._y[i] for i in keep]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from llmreplay.engine.perf.base import F64, I64, PerfModel, prefill_chunks
+from llmreplay.engine.perf.base import F64, I64, PerfModel
 from llmreplay.engine.perf.hw import HardwareSetup
 
 #: Fixed time of one engine step, seconds: vLLM's scheduler and input preparation, CUDA-graph replay or
@@ -125,6 +125,9 @@ class RooflineModel(PerfModel):
         ring = 2.0 * (tp - 1) / tp
         self._ar_s_per_token = ring * m.hidden_size * 2 / (g.link_bytes_per_s * p.eff_link) if tp > 1 else 0.0
         self._ar_latency = p.allreduce_latency_us * 1e-6
+        self._decode_rate = self._decode_attention_s_per_token()
+        #: batch size -> the part of a decode-only step that does not depend on the KV tokens read
+        self._decode_fixed: dict[int, float] = {}
 
     # ---- the terms ----------------------------------------------------------------------------------------
     def experts_touched(self, tokens: int) -> float:
@@ -182,21 +185,30 @@ class RooflineModel(PerfModel):
         n_decode: int,
         decode_kv_tokens: int,
     ) -> float:
-        chunks = prefill_chunks(prefill_new, prefill_ctx)
-        if not chunks:
+        # one pass over the chunks that have new tokens (as base.prefill_chunks): this runs for every mixed step
+        tokens = 0
+        attention: list[float] = []
+        for n, c in zip(prefill_new, prefill_ctx, strict=True):
+            if n > 0:
+                tokens += int(n)
+                attention.append(self.prefill_attention_s(int(n), int(c)))
+        if not attention:
             return self.decode_step_s(n_decode, decode_kv_tokens)
-        tokens = sum(n for n, _ in chunks) + n_decode
-        fixed = self._overhead + self.gemm_s(tokens, len(chunks) + n_decode) + self.allreduce_s(tokens)
-        fixed += sum(self.prefill_attention_s(n, c) for n, c in chunks)
+        tokens += n_decode
+        fixed = self._overhead + self.gemm_s(tokens, len(attention) + n_decode) + self.allreduce_s(tokens)
+        fixed += sum(attention)
         if n_decode > 0:  # decode_attention_s of one value, in Python floats (the same IEEE operations)
-            fixed += float(decode_kv_tokens) * self._decode_attention_s_per_token()
+            fixed += float(decode_kv_tokens) * self._decode_rate
         return float(fixed)
 
     def decode_steps_s(self, n_decode: int, decode_kv_tokens: I64) -> F64:
-        fixed = self._overhead + self.gemm_s(n_decode, n_decode) + self.allreduce_s(n_decode)
+        fixed = self._decode_fixed.get(n_decode)
+        if fixed is None:  # a pure function of the batch size: computed once per size
+            fixed = self._overhead + self.gemm_s(n_decode, n_decode) + self.allreduce_s(n_decode)
+            self._decode_fixed[n_decode] = fixed
         # decode_attention_s in one product (the int64 tokens are converted to float64 by the multiply), plus
         # the fixed part in place: two array operations instead of five, the same numbers
-        out: F64 = np.multiply(decode_kv_tokens, self._decode_attention_s_per_token(), dtype=np.float64)
+        out: F64 = np.multiply(decode_kv_tokens, self._decode_rate, dtype=np.float64)
         out += fixed
         return out
 
