@@ -20,6 +20,7 @@ import gzip
 import json
 import logging
 import sys
+from pathlib import Path
 
 import msgspec
 from dynamo.common.forward_pass_metrics import ForwardPassMetrics
@@ -72,7 +73,7 @@ def main(report_path: str, mode: str, out_path: str) -> None:
     else:
         adapter = prepare_planner_replay(None, engine_args("prefill"), engine_args("decode"), planner_config(mode))
     adapter.start()
-    ticks = json.loads(gzip.decompress(open(report_path, "rb").read()))["planner"]["ticks"]
+    ticks = json.loads(gzip.decompress(Path(report_path).read_bytes()))["planner"]["ticks"]
     out = []
     for recorded in ticks:
         effects = adapter._run_sync(adapter._engine.tick(ScheduledTick(**recorded["scheduled_tick"]),
