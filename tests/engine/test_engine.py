@@ -58,6 +58,18 @@ def test_prefix_cache_hit_skips_prefill_of_the_cached_blocks() -> None:
     assert ttft[1] < ttft[0]
 
 
+def test_prefix_cache_on_schedule_lets_a_request_of_the_same_step_reuse_blocks_being_computed() -> None:
+    """``prefix_cache_on_schedule`` (vLLM V1's ``allocate_slots`` caches the blocks a step will fill; Dynamo's
+    mocker too): two prompts sharing two 512-token blocks arrive together on a cold engine; the second reuses
+    the first's blocks in the step that computes them. Default: only blocks already computed are reused."""
+    tr = make_trace([0.0, 0.0], [1536, 1536], [1, 1], [[1, 2, 3], [1, 2, 4]])
+    assert replay(tr, LinearStep()).records.cached_tokens.tolist() == [0, 0]
+    on = replay(tr, LinearStep(), prefix_cache_on_schedule=True).records
+    assert on.cached_tokens.tolist() == [0, 1024]
+    ttft = on.first_token_ns - on.arrival_ns
+    assert ttft[1] == ttft[0]  # one step: the second prompt's 512 uncached tokens fit beside the first's 1536
+
+
 def test_full_hit_still_recomputes_the_last_block() -> None:
     tr = make_trace([0.0, 1.0], [1024, 1024], [1, 1], [[1, 2], [1, 2]])
     assert replay(tr).records.cached_tokens.tolist() == [0, 512]  # capped at isl - 1, rounded to blocks

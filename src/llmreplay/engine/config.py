@@ -39,6 +39,11 @@ class EngineArgs(BaseModel):
     max_num_seqs: int = Field(256, gt=0, le=1_000_000, description="Most requests running at once (vLLM).")
     max_num_batched_tokens: int = Field(8192, gt=0, le=100_000_000, description="Token budget of one step (vLLM).")
     enable_prefix_caching: bool = Field(True, description="Keep freed full blocks cached by prefix hash.")
+    prefix_cache_on_schedule: bool = Field(
+        False, description="Offer a prompt's full blocks to the prefix cache when its chunk is scheduled, so a "
+        "request admitted later in the same step reuses them (vLLM V1's allocate_slots, Dynamo's mocker); "
+        "false: once computed."
+    )
     enable_chunked_prefill: bool = Field(
         True, description="Split prompts longer than the step budget over several steps."
     )

@@ -134,6 +134,7 @@ class Engine:
         self.max_num_batched_tokens = args.max_num_batched_tokens
         self.max_num_seqs = args.max_num_seqs
         self.chunked_prefill = args.enable_chunked_prefill
+        self.cache_on_schedule = args.prefix_cache_on_schedule
         self.preempt_newest = args.preemption_mode == "lifo"
         self.speedup_ratio = args.speedup_ratio
         self.fast_forward = fast_forward
@@ -277,6 +278,8 @@ class Engine:
                     break
             if req.phase != Phase.PREFILL:
                 break
+            if self.cache_on_schedule:
+                kv.cache_blocks(req, req.num_computed + new)
             chunks.append((req, new))
             budget -= new
         # 3. admissions, FCFS with head-of-line blocking, none in a step that preempted
@@ -409,6 +412,8 @@ class Engine:
             if not kv.allocate_new(req, computed + new, hit):
                 break
             waiting.popleft()
+            if self.cache_on_schedule:  # a later admission in this step can hit these blocks
+                kv.cache_blocks(req, computed + new)
             req.num_computed = computed
             req.phase = Phase.PREFILL
             self.queued_prefill_tokens -= computed

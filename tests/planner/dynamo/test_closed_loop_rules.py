@@ -177,3 +177,25 @@ def test_a_dynamo_disagg_run_from_the_cli_routes_arrivals_at_a_tick_after_its_sc
     rows = [json.loads(line) for line in requests.read_text().splitlines()]
     assert [r["prefill_worker"] for r in rows if r["arrival_ms"] == 5000.0] == [0, 0, 0, 0]
     assert {r["prefill_worker"] for r in rows if r["arrival_ms"] < 5000.0} == {0, 1}
+
+
+# ---------------------------------------------------------------- mocker alignment (engine args)
+def test_prefix_cache_on_schedule_from_the_cli(tmp_path: Path) -> None:
+    """The engine arg that aligns our prefix cache with Dynamo's mocker: in the reference run a new worker's
+    second request reuses the 512-token prefix of the first, scheduled in the same pass; ours does so with
+    ``prefix_cache_on_schedule`` and not without (the default reuses computed blocks only)."""
+    lines = [{"timestamp": 0, "input_length": 1500, "output_length": 2, "hash_ids": [7, 8 + i, 20 + i]}
+             for i in range(2)]
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    def cached(engine: dict[str, Any]) -> list[int]:
+        out = tmp_path / "req.jsonl"
+        res = CliRunner().invoke(app, ["run", str(trace), "--num-workers", "1", "--extra-engine-args",
+                                       json.dumps(engine), "--requests-out", str(out), "--quiet", "--no-progress",
+                                       "--no-baselines"])
+        assert res.exit_code == 0, res.output
+        return [json.loads(line)["cached_tokens"] for line in out.read_text().splitlines()]
+
+    assert cached({}) == [0, 0]
+    assert cached({"prefix_cache_on_schedule": True}) == [0, 512]
