@@ -19,6 +19,7 @@ from llmreplay.engine.request import Request
 from llmreplay.metrics.histogram import LogHistogram
 from llmreplay.planner.config import parse_planner_config
 from llmreplay.planner.dynamo.replay_adapter import IDLE_HEARTBEAT_S, DynamoPlanner, heartbeat_due
+from llmreplay.planner.planner import Planner
 from llmreplay.sim.replay import Replay, ReplayOptions
 
 from conftest import FixedStep, LinearStep, make_trace
@@ -133,14 +134,28 @@ def _tick_order_run(ticks_first: bool) -> tuple[list[tuple[int, int]], list[int]
 
 
 def test_a_dynamo_tick_counts_the_arrivals_of_its_instant_and_acts_before_they_are_routed() -> None:
-    """Reference run: the window ending at 60.000 s holds the 166 requests that arrived at ≤ 60.000 s, and the
-    15 requests arriving at 15.000 s all went to the one prefill worker the tick at 15.000 s left."""
+    """Disagg reference run: the window ending at 60.000 s holds the 166 requests that arrived at ≤ 60.000 s,
+    and the 15 requests arriving at 15.000 s all went to the one prefill worker the tick at 15.000 s left."""
     seen, workers = _tick_order_run(ticks_first=True)
     assert seen == [(4, 1)]  # counted all four, routed only the first
     assert workers == [0, 0, 0, 0]
     seen, workers = _tick_order_run(ticks_first=False)  # llmreplay's own planner: arrivals first
     assert seen == [(4, 4)]
     assert workers[1:] == [1, 0, 1]
+
+
+def test_only_dynamos_disagg_replay_ticks_before_the_arrivals_of_its_instant() -> None:
+    """Dynamo's two replay loops order a tick and the arrivals of its instant differently. Reruns of the
+    reference set-ups: disagg, a prefill worker added by a tick got arrivals of that instant 7 times of 7 and a
+    drained one 0 of 29; agg, an added worker 0 of 35 and a drained one 27 of 29. Ours keeps its own order."""
+    cfg, _ = parse_planner_config({"policy": "dynamo", "mode": "disagg", "optimization_target": "sla",
+                                   "load_predictor": "constant"})
+    assert DynamoPlanner(cfg, {"prefill": _pool("prefill", "round_robin"),
+                               "decode": _pool("decode", "kv")}).ticks_before_arrivals
+    cfg, _ = parse_planner_config({"policy": "dynamo", "optimization_target": "sla", "load_predictor": "constant"})
+    assert not DynamoPlanner(cfg, {"agg": _pool("agg", "round_robin")}).ticks_before_arrivals
+    own, _ = parse_planner_config({"policy": "llmreplay", "optimization_target": "sla"})
+    assert not Planner(own, {"agg": _pool("agg", "round_robin")}).ticks_before_arrivals
 
 
 def test_the_prefix_hit_rate_is_zero_unless_requests_enter_by_a_kv_router() -> None:
