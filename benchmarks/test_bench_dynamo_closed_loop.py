@@ -36,10 +36,11 @@ REFERENCE = SHARED / "reference" / "dynamo-ticks"
 #: mixed steps timed as the mocker times them (prefill batch, then decode batch); no KV hand-off time (the
 #: reference runs set no ``kv_transfer_bandwidth``, so the mocker moves KV in zero time; 1e6 GB/s here)
 #: a prompt's blocks reusable from the step that schedules them (the mocker: a new worker's second request reuses
-#: the first's 512-token prefix at once)
+#: the first's 512-token prefix at once), and evicted head first once freed (the mocker, as its reuse shows)
 ENGINE = {"aic_backend": "vllm", "aic_system": "h200_sxm", "aic_model_path": "meta-llama/Meta-Llama-3.1-8B",
           "aic_tp_size": 1, "perf_model": {"kind": "aic", "mixed_step": "sequential"}, "block_size": 64,
-          "num_gpu_blocks": 13792, "kv_transfer_bandwidth": 1e6, "prefix_cache_on_schedule": True}
+          "num_gpu_blocks": 13792, "kv_transfer_bandwidth": 1e6, "prefix_cache_on_schedule": True,
+          "evict_prompt_head_first": True}
 TRACE_BLOCK = 512
 
 

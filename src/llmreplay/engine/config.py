@@ -44,6 +44,10 @@ class EngineArgs(BaseModel):
         "request admitted later in the same step reuses them (vLLM V1's allocate_slots, Dynamo's mocker); "
         "false: once computed."
     )
+    evict_prompt_head_first: bool = Field(
+        False, description="When a request's cached blocks are freed, queue them for eviction from the prompt's "
+        "head (Dynamo 1.6.1's mocker: a long idle prefix then loses its start first); false: tail first (vLLM)."
+    )
     enable_chunked_prefill: bool = Field(
         True, description="Split prompts longer than the step budget over several steps."
     )

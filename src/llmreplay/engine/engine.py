@@ -128,7 +128,8 @@ class Engine:
         self.id = worker_id
         self.args = args
         self.perf = perf
-        self.kv_cache = KVCacheManager(num_blocks, args.block_size, hash_block_tokens, args.enable_prefix_caching)
+        self.kv_cache = KVCacheManager(num_blocks, args.block_size, hash_block_tokens, args.enable_prefix_caching,
+                                       args.evict_prompt_head_first)
         self.block_size = args.block_size
         self.hash_block_tokens = hash_block_tokens
         self.max_num_batched_tokens = args.max_num_batched_tokens

@@ -39,6 +39,7 @@ class BlockPool:
         "_evictable",
         "blocks_per_hash_block",
         "enable_caching",
+        "evict_head_first",
         "num_blocks",
         "num_free_blocks",
         "num_private_blocks",
@@ -47,10 +48,13 @@ class BlockPool:
         "stats",
     )
 
-    def __init__(self, num_blocks: int, blocks_per_hash_block: int, enable_caching: bool) -> None:
+    def __init__(self, num_blocks: int, blocks_per_hash_block: int, enable_caching: bool,
+                 evict_head_first: bool = False) -> None:
         self.num_blocks = num_blocks
         self.blocks_per_hash_block = blocks_per_hash_block
         self.enable_caching = enable_caching
+        #: a freed prompt's blocks queue for eviction head first (Dynamo 1.6.1's mocker), not tail first (vLLM)
+        self.evict_head_first = evict_head_first
         self.num_free_blocks = num_blocks
         #: blocks held by requests outside the prefix cache (partial blocks, decode growth, duplicates)
         self.num_private_blocks = 0
@@ -169,13 +173,13 @@ class BlockPool:
     def free_blocks(self, keys: list[int], num_private: int) -> None:
         """Return a request's blocks: ``num_private`` private ones and one reference on each cached key. Keys
         that drop to no reference become evictable in reverse order, so the tail of a prompt is evicted before
-        its head (as vLLM's ``free`` does)."""
+        its head (as vLLM's ``free`` does); with ``evict_head_first``, in prompt order."""
         self.num_private_blocks -= num_private
         self.num_free_blocks += num_private
         ref_counts = self.ref_counts
         evictable = self._evictable
         before = len(evictable)  # a key drops to no reference at most once here (a request holds it once)
-        for key in reversed(keys):
+        for key in keys if self.evict_head_first else reversed(keys):
             rc = ref_counts[key] - 1
             ref_counts[key] = rc
             if not rc:

@@ -55,13 +55,14 @@ class KVCacheManager:
 
     __slots__ = ("block_pool", "block_size", "blocks_per_hash_block", "hash_block_tokens", "req_to_blocks")
 
-    def __init__(self, num_blocks: int, block_size: int, hash_block_tokens: int, enable_caching: bool) -> None:
+    def __init__(self, num_blocks: int, block_size: int, hash_block_tokens: int, enable_caching: bool,
+                 evict_head_first: bool = False) -> None:
         if hash_block_tokens % block_size:
             raise ValueError("trace block size must be a multiple of the engine block size")
         self.block_size = block_size
         self.hash_block_tokens = hash_block_tokens
         self.blocks_per_hash_block = hash_block_tokens // block_size
-        self.block_pool = BlockPool(num_blocks, self.blocks_per_hash_block, enable_caching)
+        self.block_pool = BlockPool(num_blocks, self.blocks_per_hash_block, enable_caching, evict_head_first)
         self.req_to_blocks: dict[int, RequestBlocks] = {}
 
     # ----------------------------------------------------------------- queries

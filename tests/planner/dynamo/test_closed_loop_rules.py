@@ -214,3 +214,26 @@ def test_prefix_cache_on_schedule_from_the_cli(tmp_path: Path) -> None:
 
     assert cached({}) == [0, 0]
     assert cached({"prefix_cache_on_schedule": True}) == [0, 512]
+
+
+def test_evict_prompt_head_first_from_the_cli(tmp_path: Path) -> None:
+    """The engine arg that aligns eviction with Dynamo 1.6.1's mocker: a 3-block prompt is freed, one of its
+    blocks must go for another prompt, and a later prompt sharing all three reuses the two left when the tail
+    went first (ours, vLLM) and nothing when the head went first (the mocker: its reference run reused 512
+    tokens of an idle 24k prefix where tail-first kept 13,824)."""
+    lines = [{"timestamp": 0, "input_length": 1536, "output_length": 1, "hash_ids": [1, 2, 3]},
+             {"timestamp": 1000, "input_length": 1024, "output_length": 1, "hash_ids": [10, 11]},
+             {"timestamp": 2000, "input_length": 2048, "output_length": 1, "hash_ids": [1, 2, 3, 4]}]
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+
+    def cached(engine: dict[str, Any]) -> list[int]:
+        out = tmp_path / "req.jsonl"
+        res = CliRunner().invoke(app, ["run", str(trace), "--num-workers", "1", "--extra-engine-args",
+                                       json.dumps({"num_gpu_blocks": 128, **engine}), "--requests-out", str(out),
+                                       "--quiet", "--no-progress", "--no-baselines"])
+        assert res.exit_code == 0, res.output
+        return [json.loads(line)["cached_tokens"] for line in out.read_text().splitlines()]
+
+    assert cached({}) == [0, 0, 1024]
+    assert cached({"evict_prompt_head_first": True}) == [0, 0, 0]
