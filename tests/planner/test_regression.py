@@ -88,3 +88,31 @@ def test_retention_drops_what_dropping_from_the_fullest_bucket_one_at_a_time_dro
         if sum(counts):
             excess = rng.randint(0, sum(counts))
             assert _drops_from_fullest(counts, excess) == one_at_a_time(counts, excess), (counts, excess)
+
+
+def test_trim_keeps_the_samples_the_rule_keeps() -> None:
+    """End to end: a regression's retained samples after trims equal those of the rule applied literally (bucket
+    every sample over the main axis's range, then drop the oldest of the fullest bucket, one at a time)."""
+
+    def literal_trim(xs: list[tuple[float, ...]], axis_i: int, buckets: int, keep_n: int) -> list[int]:
+        axis = [x[axis_i] for x in xs]
+        lo, hi = min(axis), max(axis)
+        width = (hi - lo) / buckets or 1.0
+        members: list[list[int]] = [[] for _ in range(buckets)]
+        for i, v in enumerate(axis):
+            members[min(int((v - lo) / width), buckets - 1)].append(i)
+        drop = {max(members, key=len).pop(0) for _ in range(len(xs) - keep_n)}
+        return [i for i in range(len(xs)) if i not in drop]
+
+    rng = random.Random(9)
+    for _ in range(300):
+        reg = Regression(("a", "b"), main_axis=rng.randrange(2), max_samples=rng.choice([4, 16, 64]),
+                         buckets=rng.choice([1, 4, 16]))
+        xs = [(rng.choice([rng.uniform(0, 1e5), 7.0]), float(rng.randint(0, 9))) for _ in range(rng.randint(1, 200))]
+        for x in xs:
+            reg.add(x, 0.01)
+        expected = xs
+        if len(xs) - reg.max_samples > 32:  # TRIM_SLACK: below it the trim waits
+            expected = [xs[i] for i in literal_trim(xs, reg.main_axis, reg.buckets, reg.max_samples)]
+        reg._trim()
+        assert reg._x == expected

@@ -128,16 +128,20 @@ class Regression:
         excess = len(self._y) - self.max_samples
         if excess <= TRIM_SLACK:
             return
-        axis = [x[self.main_axis] for x in self._x]
-        lo, hi = min(axis), max(axis)
+        # (in numpy: a planner tick trims ~100 samples; the same float operations as one Python loop per sample)
+        axis = np.fromiter((x[self.main_axis] for x in self._x), dtype=np.float64, count=len(self._x))
+        lo, hi = float(axis.min()), float(axis.max())
         width = (hi - lo) / self.buckets or 1.0
-        members: list[list[int]] = [[] for _ in range(self.buckets)]
-        for i, v in enumerate(axis):  # indices in age order within each bucket
-            members[min(int((v - lo) / width), self.buckets - 1)].append(i)
-        drop: set[int] = set()
-        for bucket, n in zip(members, _drops_from_fullest([len(m) for m in members], excess), strict=True):
-            drop.update(bucket[:n])  # its oldest
-        keep = [i for i in range(len(self._y)) if i not in drop]
+        bucket = np.minimum(((axis - lo) / width).astype(np.int64), self.buckets - 1)
+        counts = np.bincount(bucket, minlength=self.buckets)
+        drops = np.asarray(_drops_from_fullest(counts.tolist(), excess), dtype=np.int64)
+        # samples grouped by bucket, in age order within each; the first drops[b] of bucket b go (its oldest)
+        order = np.argsort(bucket, kind="stable")
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        rank = np.arange(axis.shape[0]) - starts[bucket[order]]
+        kept = np.ones(axis.shape[0], dtype=bool)
+        kept[order[rank < drops[bucket[order]]]] = False
+        keep = np.flatnonzero(kept).tolist()
         self._x = [self._x[i] for i in keep]
         self._y = [self._y[i] for i in keep]
         self._age = [self._age[i] for i in keep]
