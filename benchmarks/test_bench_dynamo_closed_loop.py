@@ -5,7 +5,8 @@ reference runs' ``scaling_events``.
 Aligned: Llama-3.1-8B BF16 on H200 timed by AIConfigurator (``perf_model: aic``; the bootstrap FPMs are
 bit-identical to Dynamo's), the mocker's KV cache (13,792 blocks of 64 tokens), mixed passes timed as the mocker
 times them (``mixed_step: sequential``), no KV hand-off time in disagg (the mocker has none without a
-``kv_transfer_bandwidth``), round robin, the same planner config, bootstrap granularity 8. Dynamo clamps a
+``kv_transfer_bandwidth``), a chunk's blocks cached as it is scheduled, round robin (the reference runs'
+router), the same planner config, bootstrap granularity 8. Dynamo clamps a
 request's ISL to its hash blocks × the trace block size; every request of this trace already satisfies it
 (checked below), so no clamping is needed. The bars are the issue's; docs/validation.md states what is met.
 
