@@ -41,7 +41,7 @@ REFERENCE = SHARED / "reference" / "dynamo-ticks"
 ENGINE = {"aic_backend": "vllm", "aic_system": "h200_sxm", "aic_model_path": "meta-llama/Meta-Llama-3.1-8B",
           "aic_tp_size": 1, "perf_model": {"kind": "aic", "mixed_step": "sequential"}, "block_size": 64,
           "num_gpu_blocks": 13792, "kv_transfer_bandwidth": 1e6, "prefix_cache_on_schedule": True,
-          "evict_prompt_head_first": True}
+          "evict_prompt_head_first": True, "admit_whole_prompt": True}
 TRACE_BLOCK = 512
 
 
