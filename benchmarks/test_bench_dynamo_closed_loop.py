@@ -5,7 +5,8 @@ reference runs' ``scaling_events``.
 Aligned: Llama-3.1-8B BF16 on H200 timed by AIConfigurator (``perf_model: aic``; the bootstrap FPMs are
 bit-identical to Dynamo's), the mocker's KV cache (13,792 blocks of 64 tokens), mixed passes timed as the mocker
 times them (``mixed_step: sequential``), no KV hand-off time in disagg (the mocker has none without a
-``kv_transfer_bandwidth``), round robin, the same planner config, bootstrap granularity 8. Dynamo clamps a
+``kv_transfer_bandwidth``), a chunk's blocks cached as it is scheduled, round robin (the reference runs'
+router), the same planner config, bootstrap granularity 8. Dynamo clamps a
 request's ISL to its hash blocks × the trace block size; every request of this trace already satisfies it
 (checked below), so no clamping is needed. The bars are the issue's; docs/validation.md states what is met.
 
@@ -40,7 +41,7 @@ REFERENCE = SHARED / "reference" / "dynamo-ticks"
 ENGINE = {"aic_backend": "vllm", "aic_system": "h200_sxm", "aic_model_path": "meta-llama/Meta-Llama-3.1-8B",
           "aic_tp_size": 1, "perf_model": {"kind": "aic", "mixed_step": "sequential"}, "block_size": 64,
           "num_gpu_blocks": 13792, "kv_transfer_bandwidth": 1e6, "prefix_cache_on_schedule": True,
-          "evict_prompt_head_first": True}
+          "evict_prompt_head_first": True, "admit_whole_prompt": True}
 TRACE_BLOCK = 512
 
 

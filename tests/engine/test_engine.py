@@ -203,3 +203,21 @@ def test_block_openings_in_closed_form_count_what_each_step_opens() -> None:
             assert [openings.before(s) for s in range(len(opened))] == opened.tolist()
             for budget in range(int(opened[-block_size])):
                 assert openings.last_step_within(budget) == int(np.searchsorted(opened, budget, side="right")) - 1
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_admit_whole_prompt_waits_for_room_for_the_prompt_instead_of_preempting_later(gate: bool) -> None:
+    """Dynamo's mocker admits a waiting request only when the free KV blocks hold its whole prompt
+    (``decide_waiting_admission``); vLLM takes blocks for the scheduled chunk only. 100 blocks of 16 tokens: A
+    (1,000-token prompt, 200 output tokens, 75 blocks at the end) runs; B's 1,000-token prompt (63 blocks) fits
+    only in part beside it. vLLM's way admits B's first chunk and preempts later; the mocker's gate keeps B
+    waiting until A is done."""
+    tr = make_trace([0.0, 0.0], [1000, 1000], [200, 2])
+    rec = replay(tr, FixedStep(0.010), num_blocks=100, block_size=16, max_num_batched_tokens=1200,
+                 admit_whole_prompt=gate).records
+    assert (rec.status == Status.COMPLETED).all()
+    if gate:
+        assert rec.preemptions.sum() == 0
+        assert rec.first_token_ns[1] > rec.finish_ns[0]  # B waited for A
+    else:
+        assert rec.preemptions.sum() > 0

@@ -48,6 +48,11 @@ class EngineArgs(BaseModel):
         False, description="When a request's cached blocks are freed, queue them for eviction from the prompt's "
         "head (Dynamo 1.6.1's mocker: a long idle prefix then loses its start first); false: tail first (vLLM)."
     )
+    admit_whole_prompt: bool = Field(
+        False, description="Admit a waiting request only when the free KV blocks hold its whole prompt (less its "
+        "cached prefix in use), as Dynamo's mocker does (decide_waiting_admission); false: vLLM, blocks for the "
+        "first chunk only."
+    )
     enable_chunked_prefill: bool = Field(
         True, description="Split prompts longer than the step budget over several steps."
     )

@@ -136,6 +136,7 @@ class Engine:
         self.max_num_seqs = args.max_num_seqs
         self.chunked_prefill = args.enable_chunked_prefill
         self.cache_on_schedule = args.prefix_cache_on_schedule
+        self.admit_whole_prompt = args.admit_whole_prompt
         self.preempt_newest = args.preemption_mode == "lifo"
         self.speedup_ratio = args.speedup_ratio
         self.fast_forward = fast_forward
@@ -410,6 +411,8 @@ class Engine:
             if not self.chunked_prefill and remaining > budget:
                 break
             new = min(remaining, budget)
+            if self.admit_whole_prompt and not kv.can_allocate(req.num_tokens, hit):
+                break  # the mocker's gate: room for the whole prompt, not just this chunk
             if not kv.allocate_new(req, computed + new, hit):
                 break
             waiting.popleft()

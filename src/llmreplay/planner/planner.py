@@ -261,7 +261,7 @@ class Planner:
         self.window.arrive(isl, osl)
         self.tp_window.arrive(isl, osl)
 
-    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None:
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int, osl: int = 0) -> None:
         self.window.finish(ttft_ms, itl_ms, isl, cached)
         self.tp_window.finish(ttft_ms, itl_ms, isl, cached)
         self.served += 1

@@ -47,7 +47,7 @@ class Observer(Protocol):
 
     def arrived(self, isl: int, osl: int) -> None: ...
 
-    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None: ...
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int, osl: int = 0) -> None: ...
 
 
 @dataclass
@@ -447,7 +447,7 @@ class Replay:
         if self.observer is not None:
             itl = request_itl_ms(req.first_token_ns, req.finish_ns, req.osl)
             self.observer.finished(ttft_ms(req.arrival_ns, req.first_token_ns), itl, req.isl,
-                                   int(rec.cached_tokens[i]))
+                                   int(rec.cached_tokens[i]), osl=req.osl)
         self.finished_count += 1
         self.last_completion_ns = now
         self._in_flight -= 1

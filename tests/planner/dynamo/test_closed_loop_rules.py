@@ -110,7 +110,7 @@ class _Observer:
     def arrived(self, isl: int, osl: int) -> None:
         self.arrived_n += 1
 
-    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None:
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int, osl: int = 0) -> None:
         pass
 
 

@@ -13,10 +13,11 @@ ask AIC for three tables on log-spaced integer axes and interpolate them with nu
 * ``S[tokens]`` — the part of a step that does not depend on attention (GEMMs, norms, all-reduce, fixed
   per-step cost) for ``tokens`` tokens, from AIC's own split of a mixed step (``mixed_step_breakdown``).
 
-``mixed_step: "sequential"`` (Dynamo's mocker) times a batch of ``b`` prefill chunks as AIC's batch of ``b``
-requests at their mean length and prefix, which is not ``b`` single chunks (AIC's batched attention costs
-3-10 % more at a 20-80k prefix); it reads a fourth table per batch size the run meets, ``P_b[new, ctx]``
-(``predict_prefill_latency(b, ctx + new, prefix=ctx)``), built on first use and cached like the grid.
+``mixed_step: "sequential"`` (Dynamo's mocker) times a step as the mocker does: a batch of ``b`` prefill chunks
+as AIC's batch of ``b`` requests at their integer mean length and prefix (which is not ``b`` single chunks:
+AIC's batched attention costs 3-10 % more at a 20-80k prefix), then the decode batch at its integer mean
+context. It asks AIC itself for both, memoised (a few microseconds a call): the grid's interpolation is close,
+but a few microseconds a step shift a pass's end past a planner tick over a minute of back-to-back passes.
 
 Interpolation is piecewise linear *in the token counts* between knots (bilinear on the 2-D tables); the
 knots are every integer up to 16, then 8 per octave (tokens, batch; plus the row counts AIC measures GEMMs
@@ -402,6 +403,43 @@ def handle_for(target: AicTarget) -> Any:
     return _HANDLES[key]
 
 
+class _DirectAic:
+    """AIC's own answers for Dynamo's mocker's timing (``mixed_step: sequential``), memoised: a prefill batch
+    ``(batch, isl, prefix)`` and a decode step ``(batch, ctx)``. The compiled engine is fetched once; AIC logs
+    only while it loads its tables, so the first call of each kind runs quietened."""
+
+    def __init__(self, target: AicTarget) -> None:
+        self.target = target
+        self._handle: Any = None
+        self._prefill: dict[tuple[int, int, int], float] = {}
+        self._decode: dict[tuple[int, int], float] = {}
+
+    def _h(self) -> Any:
+        if self._handle is None:
+            self._handle = handle_for(self.target)
+        return self._handle
+
+    def prefill_ms(self, batch: int, isl: int, prefix: int) -> float:
+        key = (batch, isl, prefix)
+        ms = self._prefill.get(key)
+        if ms is None:
+            with _quiet_aic():
+                ms = self._prefill[key] = float(self._h().predict_prefill_latency(batch, isl, prefix))
+        return ms
+
+    def decode_ms(self, batch: int, ctx: int) -> float:
+        key = (batch, ctx)
+        ms = self._decode.get(key)
+        if ms is None:
+            if not self._decode:
+                with _quiet_aic():
+                    ms = float(self._h().predict_decode_latency(batch, ctx, 2))
+            else:
+                ms = float(self._h().predict_decode_latency(batch, ctx, 2))
+            self._decode[key] = ms
+        return ms
+
+
 def build_grid(handle: Any, meta: dict[str, Any]) -> AicGrid:
     """Ask AIC for the three tables (~40k predictions, well under a second)."""
     tokens, prefill_ctx, batch, decode_ctx = grid_axes()
@@ -412,45 +450,6 @@ def build_grid(handle: Any, meta: dict[str, Any]) -> AicGrid:
         decode = np.array([[handle.predict_decode_latency(int(b), int(c), 2) for c in decode_ctx] for b in batch])
     return AicGrid(tokens.astype(np.float64), prefill_ctx.astype(np.float64), batch.astype(np.float64),
                    decode_ctx.astype(np.float64), shared, prefill, decode, meta)
-
-
-_BATCHED: dict[tuple[str, int], F64] = {}
-
-
-def build_batched_prefill(handle: Any, b: int) -> F64:
-    """``P_b[new, ctx]``: AIC's prefill of ``b`` requests of ``ctx + new`` tokens each, ``ctx`` of them cached
-    (14k predictions, ~0.2 s), on the grid's token and prefill-context axes."""
-    tokens, prefill_ctx, _, _ = grid_axes()
-    with _quiet_aic():
-        out: F64 = np.array([[handle.predict_prefill_latency(b, int(c + n), int(c)) for c in prefill_ctx]
-                             for n in tokens], dtype=np.float64)
-    return out
-
-
-def load_batched_prefill(target: AicTarget, b: int, *, use_disk_cache: bool = True) -> F64:
-    """The ``P_b`` table for ``target`` (see the module docstring): from this process's cache, else the disk
-    cache (beside the grid), else built from AIC."""
-    key = grid_key(target)
-    table = _BATCHED.get((key, b))
-    if table is not None:
-        return table
-    path = cache_dir() / f"{key}.prefill-batch{b}.npy"
-    if use_disk_cache and path.is_file():
-        try:
-            table = np.load(path)
-        except (OSError, ValueError):
-            table = None  # a damaged cache file is rebuilt
-    if table is None:
-        table = build_batched_prefill(handle_for(target), b)
-        if use_disk_cache:
-            with contextlib.suppress(OSError):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                with tmp.open("wb") as fh:
-                    np.save(fh, table)
-                os.replace(tmp, path)
-    _BATCHED[(key, b)] = table
-    return table
 
 
 def load_grid(target: AicTarget, *, use_disk_cache: bool = True) -> AicGrid:
@@ -488,17 +487,15 @@ class AicModel(PerfModel):
     kind = "aic"
 
     def __init__(self, target: AicTarget, grid: AicGrid, *, monotone: bool = True,
-                 mixed_step: str = "fused", use_disk_cache: bool = True) -> None:
+                 mixed_step: str = "fused") -> None:
         self.target = target
         self.grid = grid
         self.monotone = monotone
-        self.use_disk_cache = use_disk_cache
-        #: P_b tables by batch size (sequential mixed steps), as nested lists like the prefill table
-        self._batched: dict[int, list[list[float]]] = {}
         #: "fused" (vLLM: a step runs one forward pass, its GEMMs over every prefill and decode token at once,
         #: each chunk's own attention) or "sequential" (Dynamo's mocker: the prefill batch's time at its mean
-        #: chunk, then the decode batch's)
+        #: chunk, then the decode batch's, each asked of AIC itself at the mocker's integer means)
         self.mixed_step = mixed_step
+        self._direct = _DirectAic(target)
         g = grid
         tables = {"shared": g.shared_ms, "prefill": g.prefill_ms, "decode": g.decode_ms}
         if monotone:
@@ -575,7 +572,7 @@ class AicModel(PerfModel):
         if len(chunks) == 1 and n_decode <= 0:
             return self.prefill_ms(*chunks[0]) * 1e-3
         if self.mixed_step == "sequential":
-            decode = self.decode_ms_one(n_decode, float(decode_kv_tokens)) if n_decode > 0 else 0.0
+            decode = self._direct.decode_ms(n_decode, decode_kv_tokens // n_decode) if n_decode > 0 else 0.0
             return (self._mocker_prefill_ms(chunks) + decode) * 1e-3
         total = sum(n for n, _ in chunks) + max(n_decode, 0)
         ms = self.shared_ms(total)
@@ -588,26 +585,21 @@ class AicModel(PerfModel):
         return ms * 1e-3
 
     def _mocker_prefill_ms(self, chunks: list[tuple[int, int]]) -> float:
-        """The prefill batch as Dynamo's mocker times it (``predict_prefill_duration``): one AIC batch of
-        ``len(chunks)`` requests at the batch's mean length and mean prefix (integer means), read off that
-        batch size's ``P_b`` table (it reproduces the 330 recorded batches of the disagg reference run at a
-        median of 0.0 %, where GEMMs over all chunks plus that many single attentions were 3-5 % short above
-        a 30k prefix)."""
+        """The prefill batch as Dynamo's mocker times it (``predict_prefill_duration``): one AIC prefill of
+        ``len(chunks)`` requests at the batch's integer mean length (prefix + chunk) and mean prefix, asked of
+        AIC itself (the grid has no batch axis, and its interpolation is off by up to 3 % for a batch: enough
+        to move a pass's end past a planner tick in a closed-loop comparison)."""
         b = len(chunks)
-        if b == 1:
-            return self.prefill_ms(*chunks[0])
         ctx = sum(c for _, c in chunks) // b
-        new = sum(n + c for n, c in chunks) // b - ctx
-        p = self._batched.get(b)
-        if p is None:
-            table = load_batched_prefill(self.target, b, use_disk_cache=self.use_disk_cache)
-            p = self._batched[b] = [[float(x) for x in row] for row in (_monotone(table) if self.monotone else table)]
-        i, a = _bracket(self._tok, new)
-        j, w = _bracket(self._pctx, ctx)
-        return ((1 - a) * ((1 - w) * p[i][j] + w * p[i][j + 1])
-                + a * ((1 - w) * p[i + 1][j] + w * p[i + 1][j + 1]))
+        isl = sum(n + c for n, c in chunks) // b
+        return self._direct.prefill_ms(b, isl, ctx)
 
     def decode_steps_s(self, n_decode: int, decode_kv_tokens: I64) -> F64:
+        if self.mixed_step == "sequential" and n_decode > 0:
+            # the mocker's decode batch (``predict_decode_time``): AIC itself at the integer mean context
+            n, dec = int(n_decode), self._direct.decode_ms
+            ms = [dec(n, k // n) for k in np.asarray(decode_kv_tokens).tolist()]
+            return np.asarray(ms, dtype=np.float64) * 1e-3
         kv = np.asarray(decode_kv_tokens, dtype=np.float64)
         if n_decode <= 0:
             out0: F64 = np.full(kv.shape[0], self._shared[0] * 1e-3, dtype=np.float64)
@@ -666,8 +658,7 @@ def build_aic(params: Mapping[str, Any], hw: HardwareSetup) -> AicModel:
     if mixed not in ("fused", "sequential"):
         raise InputError(f"perf_model (aic): field 'mixed_step' must be 'fused' or 'sequential' (got {mixed!r}).")
     target = resolve_target(params, hw)
-    return AicModel(target, load_grid(target, use_disk_cache=disk), monotone=monotone, mixed_step=mixed,
-                    use_disk_cache=disk)
+    return AicModel(target, load_grid(target, use_disk_cache=disk), monotone=monotone, mixed_step=mixed)
 
 
 def aic_perf_spec(perf_model: str | Mapping[str, Any], aic_backend: str | None,

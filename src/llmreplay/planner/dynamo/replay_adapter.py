@@ -9,8 +9,9 @@
   the waiting queue as vLLM publishes it (:func:`fpm_queue`), as it was when that pass was scheduled.
 * Worker counts: ready = active workers; the planner's current count = starting + active; expected = the
   last target it asked for; scaling is in progress while the two differ.
-* Traffic (throughput ticks): requests offered in the window, mean ISL of the requests that finished in it,
-  mean OSL of those offered, and the router's prefix-cache hit rate (0 under round robin, as in Dynamo).
+* Traffic (throughput ticks): requests that arrived in the window, mean ISL and OSL of those that completed in
+  it (:mod:`llmreplay.planner.dynamo.traffic`), and the router's prefix-cache hit rate (0 under round robin,
+  as in Dynamo).
 
 Differences from Dynamo's mocker that remain are listed in ``docs/planner.md``.
 """
@@ -30,6 +31,7 @@ from llmreplay.planner.dynamo.fpm import Fpm, FpmMap, Queued, Scheduled
 from llmreplay.planner.dynamo.policy import EPS, DynamoPolicy, ScheduledTick, TickInput, Traffic
 from llmreplay.planner.dynamo.settings import Capabilities, settings_from_config
 from llmreplay.planner.dynamo.state import WorkerCounts
+from llmreplay.planner.dynamo.traffic import TrafficWindow
 from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r, count_decisions, stretch_ticks
 from llmreplay.sim.idle import cycle_length, plain
 from llmreplay.units import NS_PER_S as NS
@@ -139,6 +141,7 @@ class DynamoPlanner:
         self.target: dict[str, int | None] = {"prefill": None, "decode": None}
         self.tp_window = _Window()
         self.tick_window = _Window()
+        self.traffic_window = TrafficWindow()
         self.last_tp_ns = 0
         # the router requests enter by (prefill's in disagg): ours routes decode by KV load whatever the user
         # chose, which is no prefix-cache router; under round robin Dynamo reports a hit rate of 0
@@ -154,11 +157,13 @@ class DynamoPlanner:
 
     # ------------------------------------------------------------------ frontend hooks
     def arrived(self, isl: int, osl: int) -> None:
+        self.traffic_window.arrived()
         for w in (self.tp_window, self.tick_window):
             w.arrivals += 1
             w.osl_sum += osl
 
-    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int) -> None:
+    def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int, osl: int = 0) -> None:
+        self.traffic_window.finished(isl, osl)
         for w in (self.tp_window, self.tick_window):
             w.finished += 1
             w.isl_sum += isl
@@ -227,13 +232,8 @@ class DynamoPlanner:
 
     def _traffic(self, now: int) -> Traffic | None:
         w = self.tp_window
-        duration = (now - self.last_tp_ns) / NS
-        if duration <= 0:
-            return None
-        isl = w.isl_sum / w.finished if w.finished else 0.0
-        osl = w.osl_sum / w.arrivals if w.arrivals else 0.0
         hit = (w.cached_tokens / w.prompt_tokens if w.prompt_tokens else 0.0) if self.kv_router else 0.0
-        return Traffic(duration_s=duration, num_req=float(w.arrivals), isl=isl, osl=osl, kv_hit_rate=hit)
+        return self.traffic_window.traffic((now - self.last_tp_ns) / NS, hit)
 
     # ------------------------------------------------------------------ the tick
     def tick(self, now: int, start_worker: Any, handoffs_waiting: int = 0) -> None:
@@ -251,6 +251,7 @@ class DynamoPlanner:
         effects = self.policy.tick(sched, inp)
         if sched.need_traffic_metrics:
             self.tp_window = _Window()
+            self.traffic_window = TrafficWindow()
             self.last_tp_ns = now
         self.pending_tick = effects.next_tick
         if effects.scale_to is not None:
@@ -342,7 +343,7 @@ class DynamoPlanner:
         pending = replace(self.pending_tick, at_s=self.pending_tick.at_s - now_s)
         return (plain(pol.state, frozenset({"cfg", "caps_prefill", "caps_decode", "diag"})), plain(forecast),
                 plain(since), plain(pending), plain(self.fpm_cache), plain(self.fpm_seen),
-                unread, plain(self.target), plain(self.tp_window), plain(self.tick_window),
+                unread, plain(self.target), plain(self.tp_window), plain(self.tick_window), plain(self.traffic_window),
                 len(self.events), len(self.warnings))
 
     def collapse(self, cycles: int, cycle_ticks: int, period_ns: int) -> None:
