@@ -18,11 +18,11 @@ from __future__ import annotations
 import gzip
 import json
 import statistics
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
+from timelines import same_share, timeline
 
 from llmreplay.config import build_run_config
 from llmreplay.runner import run
@@ -64,29 +64,6 @@ def run_config(mode: str, engine: dict[str, Any] | None = None) -> dict[str, Any
     else:
         cfg.update(num_prefill_workers=1, num_decode_workers=1, prefill_engine_args=engine, decode_engine_args=engine)
     return cfg
-
-
-def timeline(start: int, events: list[tuple[float, int]], horizon: float) -> list[tuple[float, float, int]]:
-    """(from, to, count) segments of a replica count over [0, horizon)."""
-    out, t, n = [], 0.0, start
-    for at, to in sorted(events):
-        if at >= horizon:
-            break
-        out.append((t, at, n))
-        t, n = at, to
-    out.append((t, horizon, n))
-    return out
-
-
-def same_share(a: list[tuple[float, float, int]], b: list[tuple[float, float, int]], horizon: float) -> float:
-    cuts = sorted({x for seg in a + b for x in seg[:2]})
-    same = 0.0
-    for lo, hi in pairwise(cuts):
-        mid = (lo + hi) / 2
-        na = next(n for s, e, n in a if s <= mid < e)
-        nb = next(n for s, e, n in b if s <= mid < e)
-        same += (hi - lo) * (na == nb)
-    return same / horizon
 
 
 def compare(mode: str) -> dict[str, Any]:
