@@ -221,3 +221,23 @@ def test_admit_whole_prompt_waits_for_room_for_the_prompt_instead_of_preempting_
         assert rec.first_token_ns[1] > rec.finish_ns[0]  # B waited for A
     else:
         assert rec.preemptions.sum() > 0
+
+
+def test_preemption_frees_tail_first_under_evict_prompt_head_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine frees a preempted request's blocks tail first (``tail_first``), a finished one's in the
+    pool's order: with ``evict_prompt_head_first`` a preempted prompt keeps its head reusable."""
+    from llmreplay.engine.kv_cache_manager import KVCacheManager
+
+    calls: list[bool] = []
+    orig = KVCacheManager.free
+
+    def free(self: KVCacheManager, req: object, tail_first: bool = False) -> None:
+        calls.append(tail_first)
+        orig(self, req, tail_first)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(KVCacheManager, "free", free)
+    tr = make_trace([0.0, 0.0], [1000, 1000], [200, 2])
+    rec = replay(tr, FixedStep(0.010), num_blocks=100, block_size=16, max_num_batched_tokens=1200,
+                 evict_prompt_head_first=True).records
+    assert rec.preemptions.sum() > 0 and (rec.status == Status.COMPLETED).all()
+    assert calls.count(True) == rec.preemptions.sum() and calls.count(False) == 2

@@ -45,8 +45,9 @@ class EngineArgs(BaseModel):
         "false: once computed."
     )
     evict_prompt_head_first: bool = Field(
-        False, description="When a request's cached blocks are freed, queue them for eviction from the prompt's "
-        "head (Dynamo 1.6.1's mocker: a long idle prefix then loses its start first); false: tail first (vLLM)."
+        False, description="When a finished request's cached blocks are freed, queue them for eviction from the "
+        "prompt's head (Dynamo 1.6.1's mocker: a long idle prefix then loses its start first; a preempted one's "
+        "still go tail first); false: tail first (vLLM)."
     )
     admit_whole_prompt: bool = Field(
         False, description="Admit a waiting request only when the free KV blocks hold its whole prompt (less its "

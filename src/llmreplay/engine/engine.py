@@ -604,7 +604,7 @@ class Engine:
                         refund = n
                         del chunks[i]
                         break
-        self.kv_cache.free(req)
+        self.kv_cache.free(req, tail_first=True)  # a no-op order change unless evict_prompt_head_first
         del self.running[req.idx]
         # all its tokens must be computed again (a decoding request had none left queued)
         self.queued_prefill_tokens += req.num_tokens if req.phase == Phase.DECODE else req.num_computed

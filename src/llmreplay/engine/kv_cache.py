@@ -170,16 +170,17 @@ class BlockPool:
         self.num_shared_hash_blocks += len(cached)
         return cached
 
-    def free_blocks(self, keys: list[int], num_private: int) -> None:
+    def free_blocks(self, keys: list[int], num_private: int, tail_first: bool = False) -> None:
         """Return a request's blocks: ``num_private`` private ones and one reference on each cached key. Keys
         that drop to no reference become evictable in reverse order, so the tail of a prompt is evicted before
-        its head (as vLLM's ``free`` does); with ``evict_head_first``, in prompt order."""
+        its head (as vLLM's ``free`` does); with ``evict_head_first``, in prompt order, unless ``tail_first``
+        (a preempted request: Dynamo's mocker frees its blocks tail first whatever it does on completion)."""
         self.num_private_blocks -= num_private
         self.num_free_blocks += num_private
         ref_counts = self.ref_counts
         evictable = self._evictable
         before = len(evictable)  # a key drops to no reference at most once here (a request holds it once)
-        for key in keys if self.evict_head_first else reversed(keys):
+        for key in keys if self.evict_head_first and not tail_first else reversed(keys):
             rc = ref_counts[key] - 1
             ref_counts[key] = rc
             if not rc:

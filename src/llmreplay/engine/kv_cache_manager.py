@@ -148,11 +148,12 @@ class KVCacheManager:
         entry.cached_keys += self.block_pool.cache_full_blocks(req.keys, entry.num_offered, full)
         entry.num_offered = full
 
-    def free(self, req: Request) -> None:
-        """Hand back everything ``req`` holds (finished, preempted, or its KV handed off)."""
+    def free(self, req: Request, tail_first: bool = False) -> None:
+        """Hand back everything ``req`` holds (finished, preempted, or its KV handed off); ``tail_first``: its
+        cached blocks become evictable tail first whatever the pool's order (a preemption)."""
         entry = self.req_to_blocks.pop(req.idx)
         private = entry.num_blocks - self.blocks_per_hash_block * len(entry.cached_keys)
-        self.block_pool.free_blocks(entry.cached_keys, private)
+        self.block_pool.free_blocks(entry.cached_keys, private, tail_first)
 
     def check(self, lazy_decode_blocks: bool = False) -> None:
         """Assert the invariants: the pool's own, each cached key referenced exactly by the requests that hold
