@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -241,3 +244,35 @@ def test_preemption_frees_tail_first_under_evict_prompt_head_first(monkeypatch: 
                  evict_prompt_head_first=True).records
     assert rec.preemptions.sum() > 0 and (rec.status == Status.COMPLETED).all()
     assert calls.count(True) == rec.preemptions.sum() and calls.count(False) == 2
+
+
+@pytest.mark.parametrize("gate", [False, True])
+def test_admit_whole_prompt_from_the_command_line(tmp_path: Path, gate: bool) -> None:
+    """The same two requests through ``llmreplay run --extra-engine-args``: with the mocker's admission gate
+    the report counts no preemption, without it some."""
+    from typer.testing import CliRunner
+
+    from llmreplay.cli.app import app
+
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(json.dumps({"timestamp": 0, "input_length": 1000, "output_length": o}) + "\n"
+                             for o in (200, 2)))
+    engine = {"num_gpu_blocks": 100, "block_size": 16, "max_num_batched_tokens": 1200, "admit_whole_prompt": gate}
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["run", str(trace), "--extra-engine-args", json.dumps(engine), "--report-json",
+                                   str(out), "--quiet", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    found: list[int] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k == "preemptions" and isinstance(v, int):
+                    found.append(v)
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(json.loads(out.read_text()))
+    assert found and ((sum(found) == 0) if gate else (sum(found) > 0))
