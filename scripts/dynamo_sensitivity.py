@@ -25,15 +25,15 @@ Run with llmreplay's venv (not in the test suite: the peer venv is not in CI; ea
 and ~1 GB here, llmreplay's a few seconds; runs are sequential and ``nice``)::
 
     PYTHONPATH=src .venv/bin/python scripts/dynamo_sensitivity.py [--modes agg disagg] [--only NAME ...]
-        [--skip-dynamo] [--skip-llmreplay] [--work-dir /tmp/dynamo-sensitivity] [--json OUT.json]
+        [--skip-dynamo] [--skip-llmreplay] [--work-dir /tmp/dynamo-sensitivity] [--json OUT.json] [--markdown]
 
 It prints a line per run and component (changes, same-count share and first divergence against the base run,
 GPU-hours; for llmreplay also the same-count share against Dynamo's run on the same perturbed input) and, per
 topology, an ensemble line: the reference and the runs perturbed in ways no twin can match (jitter, step time)
 taken as equally valid Dynamo runs, how much they agree pairwise, and how much llmreplay's unperturbed run
-agrees with each. Results: docs/validation.md, "How much does Dynamo agree with itself?". Runs are cached in
-the work dir (Dynamo's reports gzipped, llmreplay's events) and reused on the next call
-(``--force`` reruns them).
+agrees with each; ``--markdown`` then prints the two tables of docs/validation.md ("How much does Dynamo agree
+with itself?"). Runs are cached in the work dir (Dynamo's reports gzipped, llmreplay's events) and reused on
+the next call (``--force`` reruns them).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from test_bench_dynamo_closed_loop import REFERENCE, TRACE, TRACE_BLOCK, planner, run_config  # noqa: E402
-from timelines import first_divergence, same_share, timeline  # noqa: E402
+from timelines import Segment, first_divergence, same_share, timeline  # noqa: E402
 
 PEER = Path(os.environ.get("DYNAMO_PEER_VENV", "/root/.cache/peer-dynamo/venv"))
 #: the reference runs' engine args (README of the shared reference runs), in replay_cli.py's flat form
@@ -109,20 +109,24 @@ def unchanged(rows: Rows) -> Rows:
 
 @dataclass(frozen=True)
 class Perturbation:
+    group: str  # the row of the Markdown table it is reported in
     transform: Callable[[Rows], Rows]
     dynamo_engine: dict[str, float] = field(default_factory=dict)  # engine args added for Dynamo's runs
     llmreplay_too: bool = True  # llmreplay runs it as well (a trace perturbation)
     ensemble: bool = False  # an equally valid Dynamo run: its timeline is one a twin could be compared with
 
 
+RERUN, JITTER = "rerun ×3; all arrivals +1 ms", "arrivals ±1 ms, seeds 1-4"
+KEPT, OSL = "arrivals +0-1 ms, order kept, seeds 1-2", "request 100: +1 output token"
+STEP = "mocker passes ×1.001, ×0.999"
 PERTURBATIONS: dict[str, Perturbation] = {
-    **{f"rerun#{i}": Perturbation(unchanged, llmreplay_too=False) for i in (1, 2, 3)},
-    "shift+1ms": Perturbation(shifted),
-    **{f"jitter±1ms/s{seed}": Perturbation(jittered(seed), ensemble=True) for seed in (1, 2, 3, 4)},
-    **{f"jitter<1ms,kept/s{seed}": Perturbation(jittered_in_order(seed), ensemble=True) for seed in (1, 2)},
-    "osl+1@100": Perturbation(longer_output(100)),
-    "step×1.001": Perturbation(unchanged, {"speedup_ratio": 1 / 1.001}, llmreplay_too=False, ensemble=True),
-    "step×0.999": Perturbation(unchanged, {"speedup_ratio": 1 / 0.999}, llmreplay_too=False, ensemble=True),
+    **{f"rerun#{i}": Perturbation(RERUN, unchanged, llmreplay_too=False) for i in (1, 2, 3)},
+    "shift+1ms": Perturbation(RERUN, shifted),
+    **{f"jitter±1ms/s{seed}": Perturbation(JITTER, jittered(seed), ensemble=True) for seed in (1, 2, 3, 4)},
+    **{f"jitter<1ms,kept/s{seed}": Perturbation(KEPT, jittered_in_order(seed), ensemble=True) for seed in (1, 2)},
+    "osl+1@100": Perturbation(OSL, longer_output(100)),
+    "step×1.001": Perturbation(STEP, unchanged, {"speedup_ratio": 1 / 1.001}, llmreplay_too=False, ensemble=True),
+    "step×0.999": Perturbation(STEP, unchanged, {"speedup_ratio": 1 / 0.999}, llmreplay_too=False, ensemble=True),
 }
 Events = dict[str, list[tuple[float, int]]]  # component -> [(at_s, to_count)]
 
@@ -206,6 +210,20 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.3g} / {statistics.median(values):.3g} / {max(values):.3g}"
 
 
+def bars_met(comp: str, dynamo: dict[str, tuple[Events, float]], lines: dict[str, list[Segment]],
+             horizon: float) -> dict[str, int]:
+    """How many perturbed Dynamo runs meet each bar of issue #11 against the reference run (changes within
+    20 %, GPU-hours within 5 %, same count >= 80 % of the time)."""
+    ref_events, ref_hours = dynamo["reference"]
+    ref_changes = sum(at < horizon for at, _ in ref_events.get(comp, []))
+    others = [name for name in dynamo if name != "reference"]
+    changes = [sum(at < horizon for at, _ in dynamo[name][0].get(comp, [])) for name in others]
+    return {"runs": len(others),
+            "changes": sum(abs(c - ref_changes) <= 0.2 * ref_changes for c in changes),
+            "gpu_hours": sum(abs(dynamo[name][1] - ref_hours) <= 0.05 * ref_hours for name in others),
+            "same_count": sum(same_share(lines["reference"], lines[name], horizon) >= 0.8 for name in others)}
+
+
 def ensemble_summary(mode: str, dynamo: dict[str, tuple[Events, float]], ours: tuple[Events, float] | None,
                      starts: dict[str, int], horizon: float) -> list[dict[str, Any]]:
     """How much equally valid Dynamo runs (the reference and the ``ensemble`` perturbations) agree with one
@@ -217,7 +235,8 @@ def ensemble_summary(mode: str, dynamo: dict[str, tuple[Events, float]], ours: t
         row: dict[str, Any] = {
             "mode": mode, "component": comp, "dynamo_runs": len(lines),
             "changes": [sum(at < horizon for at, _ in ev.get(comp, [])) for ev, _ in dynamo.values()],
-            "gpu_hours": [h for _, h in dynamo.values()], "dynamo_pairwise_same_count": pairs}
+            "gpu_hours": [h for _, h in dynamo.values()], "dynamo_pairwise_same_count": pairs,
+            "bars_met": bars_met(comp, dynamo, lines, horizon)}
         if ours is not None:
             mine = timeline(start, ours[0].get(comp, []), horizon)
             row["llmreplay_vs_dynamo_same_count"] = [same_share(mine, line, horizon) for line in lines.values()]
@@ -240,6 +259,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true", help="rerun even when a cached run exists")
     ap.add_argument("--work-dir", type=Path, default=Path("/tmp/dynamo-sensitivity"))
     ap.add_argument("--json", type=Path, help="also write the tables as JSON here")
+    ap.add_argument("--markdown", action="store_true", help="also print the tables of docs/validation.md")
     args = ap.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if args.force:
@@ -271,6 +291,11 @@ def main() -> None:
         ours = None
         if not args.skip_llmreplay:
             ours = run_llmreplay(mode, TRACE, args.work_dir / f"llmreplay-{mode}-base.json")
+            unperturbed = {"tool": "llmreplay", "mode": mode, "perturbation": "unperturbed", "gpu_hours": ours[1],
+                           "base_gpu_hours": ours[1], **compare(ours[0], ours[0], starts, horizon)}
+            for comp, c in compare(reference[0], ours[0], starts, horizon).items():
+                unperturbed[comp]["same_count_vs_dynamo"] = c["same_count_share"]
+            results.append(unperturbed)
             for name in names:
                 p = PERTURBATIONS[name]
                 if not p.llmreplay_too:
@@ -285,8 +310,80 @@ def main() -> None:
                 results.append(row)
                 show(results[-1])
         ensembles += ensemble_summary(mode, ensemble, ours, starts, horizon)
+        results.append({"tool": "dynamo", "mode": mode, "perturbation": "unperturbed", "gpu_hours": reference[1],
+                        "base_gpu_hours": reference[1], **compare(reference[0], reference[0], starts, horizon)})
     if args.json:
         args.json.write_text(json.dumps({"runs": results, "ensembles": ensembles}, indent=1))
+    if args.markdown:
+        print("\n" + markdown(results, ensembles))
+
+
+def _pct(share: float) -> str:
+    """A share as the docs show it: whole percent, one decimal from 99.5 % up (so 99.6 % is not "100 %")."""
+    return "100 %" if share == 1 else f"{share * 100:.1f} %" if share >= 0.995 else f"{share * 100:.0f} %"
+
+
+def _cell(values: list[str]) -> str:
+    """Values of one group's runs, comma-separated; one value when they all agree."""
+    return values[0] if len(set(values)) == 1 else ", ".join(values)
+
+
+def _group_runs(results: list[dict[str, Any]], tool: str, mode: str, comp: str, group: str) -> list[dict[str, Any]]:
+    """One tool's runs of one table row (a perturbation group, or "unperturbed") for one topology."""
+    def in_group(name: str) -> bool:
+        return name == group if group == "unperturbed" else name in PERTURBATIONS and PERTURBATIONS[name].group == group
+
+    return [r for r in results if r["tool"] == tool and r["mode"] == mode and comp in r and in_group(r["perturbation"])]
+
+
+def markdown(results: list[dict[str, Any]], ensembles: list[dict[str, Any]]) -> str:
+    """The two tables of docs/validation.md ("How much does Dynamo agree with itself?")."""
+    def cells(runs: list[dict[str, Any]], comp: str, vs_dynamo: bool) -> list[str]:
+        if not runs:
+            return [""] * (5 if vs_dynamo else 4)
+        c = [r[comp] for r in runs]
+        perturbed = runs[0]["perturbation"] != "unperturbed"
+        out = [_cell([str(x["changes"]) for x in c]), _cell([f"{r['gpu_hours']:.2f}" for r in runs]),
+               _cell([_pct(x["same_count_share"]) for x in c]) if perturbed else "",
+               _cell(["never" if x["first_divergence_s"] is None else f"{x['first_divergence_s']:,.0f} s"
+                      for x in c]) if perturbed else ""]
+        if vs_dynamo:
+            out.append(_cell([_pct(x["same_count_vs_dynamo"]) for x in c if "same_count_vs_dynamo" in x] or [""]))
+        return out
+
+    lines = ["| perturbation | Dynamo: changes | GPU-h | same count | diverges at | llmreplay: changes | GPU-h | "
+             "same count | diverges at | llmreplay vs Dynamo, same input |", "|---|" + "---:|" * 9]
+    groups = ["unperturbed", *dict.fromkeys(p.group for p in PERTURBATIONS.values())]
+    for mode, comp in (("agg", "agg"), ("disagg", "prefill")):
+        for group in groups:
+            dyn, ours = (_group_runs(results, tool, mode, comp, group) for tool in ("dynamo", "llmreplay"))
+            if dyn or ours:
+                label = f"**{mode}**, unperturbed" if group == "unperturbed" else group
+                lines.append("| " + " | ".join([label, *cells(dyn, comp, False), *cells(ours, comp, True)]) + " |")
+    lines += ["", "| | agg | disagg prefill |", "|---|---:|---:|"]
+    by = {e["component"]: e for e in ensembles}
+
+    def spread_row(label: str, key: str, fmt: Callable[[float], str]) -> str:
+        cols = []
+        for comp in ("agg", "prefill"):
+            v = by.get(comp, {}).get(key)
+            cols.append(" / ".join(fmt(x) for x in (min(v), statistics.median(v), max(v))) if v else "")
+        return f"| {label} | " + " | ".join(cols) + " |"
+
+    def pct(share: float) -> str:
+        return _pct(share).removesuffix(" %")
+
+    lines += [spread_row("Dynamo: replica changes, min / median / max", "changes", lambda x: f"{x:.0f}"),
+              spread_row("Dynamo: GPU-hours, min / median / max", "gpu_hours", lambda x: f"{x:.2f}"),
+              spread_row("Dynamo vs Dynamo, same count, all pairs, min / median / max (%)",
+                         "dynamo_pairwise_same_count", pct),
+              spread_row("llmreplay (unperturbed) vs each Dynamo run, same count, min / median / max (%)",
+                         "llmreplay_vs_dynamo_same_count", pct)]
+    met = [by[c]["bars_met"] if c in by else None for c in ("agg", "prefill")]
+    lines.insert(-1, "| perturbed Dynamo runs meeting the bars against the reference (changes / GPU-h / same count) | "
+                 + " | ".join(f"{m['changes']} / {m['gpu_hours']} / {m['same_count']} of {m['runs']}" if m else ""
+                              for m in met) + " |")
+    return "\n".join(lines)
 
 
 def safe(name: str) -> str:
