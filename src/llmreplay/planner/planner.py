@@ -522,6 +522,11 @@ class Planner:
         role = c.role
         kv_capacity = spec.num_blocks * spec.args.block_size
 
+        def chunk_s(chunk: float, kv: float) -> float:
+            """One prefill chunk's step time (next to the decode batch's KV reads, for agg)."""
+            return reg.predict(chunk, chunk * prompt / 2) if role == "prefill" else \
+                reg.predict(chunk, kv, chunk * prompt / 2)
+
         def estimate(queue: float, n_dec: float, kv: float, prefill_per_step: float) -> tuple[float, float]:
             """(TTFT, ITL) one worker would see with this load; 0 for the one a role does not serve."""
             if role == "decode":
@@ -529,11 +534,16 @@ class Planner:
             budget = max(mbt - n_dec, 1.0) if role == "agg" else float(mbt)
             todo = queue + isl
             ttft = 0.0
+            full = -1.0  # the time of a full chunk, predicted once (a long queue is many of them)
             while todo > 0:  # chunked prefill of the queue plus one new prompt (next to the decode batch)
-                chunk = min(todo, budget)
-                ttft += reg.predict(chunk, chunk * prompt / 2) if role == "prefill" else \
-                    reg.predict(chunk, kv, chunk * prompt / 2)
-                todo -= chunk
+                if todo >= budget:
+                    if full < 0:
+                        full = chunk_s(budget, kv)
+                    ttft += full
+                    todo -= budget
+                else:
+                    ttft += chunk_s(todo, kv)
+                    todo = 0.0
             if role == "prefill":
                 return ttft, 0.0
             p = min(prefill_per_step, budget)
