@@ -10,6 +10,7 @@ scale down), which filters one-step spikes and is what stops flapping.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -73,7 +74,10 @@ def summarize(w: Worker, rec: dict[str, Sequence[int]], window_ns: int) -> Worke
     # One matrix and a few row-wise reductions, not ~25 numpy calls on short arrays: a planner tick summarises
     # every worker (~13 records each). A reduction along a row is numpy's pairwise sum of that row, the same
     # float operations as ndarray.sum of the row alone.
-    m = np.array([rec[c] for c in _ROWS], dtype=np.float64)
+    buf = array("q")  # the columns end to end (a copy of each slice's buffer), then converted in one call
+    for c in _ROWS:
+        buf.extend(rec[c])
+    m = np.frombuffer(buf, dtype=np.int64).astype(np.float64).reshape(len(_ROWS), n)
     kv = m[8]
     np.add(kv, m[4], out=kv)
     kv /= 2
