@@ -115,6 +115,8 @@ class Regression:
     #: is kept, not replaced by Python arithmetic, whose rounding differs from BLAS's fused multiply-adds)
     _memo: dict[tuple[float, ...], float] = field(default_factory=dict, init=False, repr=False, compare=False)
     _memo_coef: F64 | None = field(default=None, init=False, repr=False, compare=False)
+    _intercept: float = field(default=0.0, init=False, repr=False, compare=False)
+    _slopes: F64 = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._a = np.empty((0, 1 + len(self.features)))
@@ -200,9 +202,11 @@ class Regression:
         assert coef is not None
         if self._memo_coef is not coef:  # refitted (or set): forget the old predictions
             self._memo_coef, self._memo = coef, {}
+            self._intercept, self._slopes = float(coef[0]), coef[1:]
         got = self._memo.get(x)
         if got is None:
-            got = max(0.0, float(coef[0] + float(np.dot(coef[1:], np.asarray(x, dtype=np.float64)))))
+            # (ndarray.dot is np.dot without the array-function dispatch; it converts the tuple as asarray did)
+            got = max(0.0, self._intercept + float(self._slopes.dot(x)))
             self._memo[x] = got
         return got
 
