@@ -68,18 +68,20 @@ def _drops_from_fullest(counts: list[int], excess: int) -> list[int]:
     """How many samples each bucket loses when, ``excess`` times, the fullest bucket (the first of equals) loses
     one. In closed form: the buckets are cut down to a level ``L`` (the lowest that removes at most ``excess``),
     and the rest of the removals take one more from the first buckets at that level. The same result as the
-    ``excess`` passes over the buckets, for the cost of a search over the levels."""
-    def removed(level: int) -> int:
-        return sum(c - level for c in counts if c > level)
-
-    lo, hi = 0, max(counts)  # removed(hi) == 0 <= excess; the lowest level with removed(level) <= excess
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if removed(mid) <= excess:
-            hi = mid
-        else:
-            lo = mid + 1
-    level, extra = lo, excess - removed(lo)
+    ``excess`` passes over the buckets, for the cost of one pass over the sorted counts."""
+    # The level: the lowest L >= 0 removing at most ``excess``. Between the k-th and (k+1)-th largest counts,
+    # removed(L) = (sum of the k largest) − k·L; walking down from the top, the first stretch where that reaches
+    # ``excess`` holds the level.
+    desc = sorted(counts, reverse=True)
+    top, level = 0, 0
+    for k in range(1, len(desc) + 1):
+        top += desc[k - 1]
+        below = desc[k] if k < len(desc) else 0
+        need = -((excess - top) // k)  # ceil((top − excess) / k)
+        if need > below:
+            level = need
+            break
+    extra = excess - sum(c - level for c in counts if c > level)
     drops = []
     for c in counts:
         n = max(0, c - level)
