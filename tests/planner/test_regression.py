@@ -63,8 +63,8 @@ def test_retention_keeps_range_coverage() -> None:
     for i in range(100):
         reg.add((float(i % 10),), 0.01)
     reg.fit()
-    assert reg.observations == 16 and len(reg._y) <= 16 + 32
-    assert any(x[0] == 1000.0 for x in reg._x)  # the lone far sample survives: its bucket is never fullest
+    assert reg.observations == 16 and reg.retained <= 16 + 32
+    assert any(x[0] == 1000.0 for x in reg.samples)  # the lone far sample survives: its bucket is never fullest
 
 
 def test_agg_regression_features() -> None:
@@ -115,4 +115,4 @@ def test_trim_keeps_the_samples_the_rule_keeps() -> None:
         if len(xs) - reg.max_samples > 32:  # TRIM_SLACK: below it the trim waits
             expected = [xs[i] for i in literal_trim(xs, reg.main_axis, reg.buckets, reg.max_samples)]
         reg._trim()
-        assert reg._x == expected
+        assert reg.samples == expected

@@ -29,7 +29,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from llmreplay.cluster.pool import Pool
@@ -136,6 +136,13 @@ def stretch_ticks(ticks: list[TickDiagnostics], cycles: int, cycle_ticks: int, p
     for d in ticks[-cycle_ticks:]:
         assert d.count is None, "a tick entry is stretched once"
         d.count, d.every_s = 1 + cycles, every
+
+
+def tick_dicts(ticks: list[TickDiagnostics]) -> list[dict[str, Any]]:
+    """The ticks as the report's dicts: ``dataclasses.asdict`` without its deep copy, which a run's ~700 ticks
+    of scalar fields paid field by field (a tenth of the planner's own time)."""
+    names = [f.name for f in fields(TickDiagnostics)]
+    return [{n: getattr(t, n) for n in names} for t in ticks]
 
 
 def count_decisions(ticks: list[TickDiagnostics]) -> dict[str, dict[str, int]]:
@@ -367,16 +374,9 @@ class Planner:
                 if w.state == State.STOPPED and self.cursor.read_all(w):
                     continue  # a worker gone for good, every record already read
                 rec = self.cursor.new_records(w)
-                count = len(rec["t_end_ns"])
-                # every record feeds the load summary; the regression, which keeps only max_samples points
-                # spread over its range, takes at most REGRESSION_SAMPLES_PER_TICK of them, evenly spaced
-                stride = max(1, count // REGRESSION_SAMPLES_PER_TICK)
-                for i in range(count - 1, -1, -stride):
-                    x = _features(c.role, rec, i)
-                    if x is not None:
-                        steps = rec["steps"][i]
-                        c.regression.add(x, (rec["t_end_ns"][i] - rec["t_start_ns"][i]) / steps / NS_PER_S)
-                        new_obs += 1
+                for x, y in _samples(c.role, rec):
+                    c.regression.add(x, y)
+                    new_obs += 1
                 if w.state == State.ACTIVE:
                     s = summarize(w, rec, window)
                     if s is not None:
@@ -515,6 +515,11 @@ class Planner:
         role = c.role
         kv_capacity = spec.num_blocks * spec.args.block_size
 
+        def chunk_s(chunk: float, kv: float) -> float:
+            """One prefill chunk's step time (next to the decode batch's KV reads, for agg)."""
+            return reg.predict(chunk, chunk * prompt / 2) if role == "prefill" else \
+                reg.predict(chunk, kv, chunk * prompt / 2)
+
         def estimate(queue: float, n_dec: float, kv: float, prefill_per_step: float) -> tuple[float, float]:
             """(TTFT, ITL) one worker would see with this load; 0 for the one a role does not serve."""
             if role == "decode":
@@ -522,11 +527,16 @@ class Planner:
             budget = max(mbt - n_dec, 1.0) if role == "agg" else float(mbt)
             todo = queue + isl
             ttft = 0.0
+            full = -1.0  # the time of a full chunk, predicted once (a long queue is many of them)
             while todo > 0:  # chunked prefill of the queue plus one new prompt (next to the decode batch)
-                chunk = min(todo, budget)
-                ttft += reg.predict(chunk, chunk * prompt / 2) if role == "prefill" else \
-                    reg.predict(chunk, kv, chunk * prompt / 2)
-                todo -= chunk
+                if todo >= budget:
+                    if full < 0:
+                        full = chunk_s(budget, kv)
+                    ttft += full
+                    todo -= budget
+                else:
+                    ttft += chunk_s(todo, kv)
+                    todo = 0.0
             if role == "prefill":
                 return ttft, 0.0
             p = min(prefill_per_step, budget)
@@ -642,7 +652,7 @@ class Planner:
     def report(self) -> dict[str, Any]:
         return {
             "policy": "llmreplay",
-            "ticks": [asdict(t) for t in self.ticks],
+            "ticks": tick_dicts(self.ticks),
             "decisions": count_decisions(self.ticks),
             "events": [e.to_dict() for e in self.events],
             "regression": {c.name: self._regression_report(c) for c in self.components},
@@ -659,16 +669,32 @@ class Planner:
 BOOTSTRAP = {"agg": bootstrap_agg, "prefill": bootstrap_prefill, "decode": bootstrap_decode}
 
 
-def _features(role: str, rec: dict[str, Sequence[int]], i: int) -> tuple[float, ...] | None:
-    """The regression's features of FPM record ``i`` (None: the record does not inform this role's model)."""
-    prefill = float(rec["sum_prefill_tokens"][i])
-    kv = (rec["decode_kv_first"][i] + rec["decode_kv_last"][i]) / 2
-    if role == "agg":
-        return prefill, float(kv), float(rec["prefill_attention"][i])
-    if role == "prefill":
-        return (prefill, float(rec["prefill_attention"][i])) if prefill > 0 else None
-    n = rec["num_decode_requests"][i]
-    return (float(n), float(kv)) if prefill == 0 and n > 0 else None
+def _samples(role: str, rec: dict[str, Sequence[int]]) -> list[tuple[tuple[float, ...], float]]:
+    """The regression's (features, step seconds) from a worker's new FPM records. Every record feeds the load
+    summary; the regression, which keeps only max_samples points spread over its range, takes at most
+    REGRESSION_SAMPLES_PER_TICK of them, evenly spaced from the newest, of those that inform this role's
+    model (prefill: steps with prefill tokens; decode: pure decode steps; agg: every step)."""
+    t0, t1, steps = rec["t_start_ns"], rec["t_end_ns"], rec["steps"]
+    prefill_tokens, attention = rec["sum_prefill_tokens"], rec["prefill_attention"]
+    kv_first, kv_last, decoding = rec["decode_kv_first"], rec["decode_kv_last"], rec["num_decode_requests"]
+    count = len(t1)
+    out: list[tuple[tuple[float, ...], float]] = []
+    for i in range(count - 1, -1, -max(1, count // REGRESSION_SAMPLES_PER_TICK)):
+        prefill = float(prefill_tokens[i])
+        x: tuple[float, ...]
+        if role == "agg":
+            x = prefill, float((kv_first[i] + kv_last[i]) / 2), float(attention[i])
+        elif role == "prefill":
+            if not prefill > 0:
+                continue
+            x = prefill, float(attention[i])
+        else:
+            n = decoding[i]
+            if not (prefill == 0 and n > 0):
+                continue
+            x = float(n), float((kv_first[i] + kv_last[i]) / 2)
+        out.append((x, (t1[i] - t0[i]) / steps[i] / NS_PER_S))
+    return out
 
 
 def _idle(worker: int) -> WorkerLoad:

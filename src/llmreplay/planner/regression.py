@@ -38,17 +38,22 @@ def fit_linear(x: F64, y: F64, relax: int | None = None) -> F64 | None:
     """Least squares ``y ≈ c0 + x @ c[1:]``. Returns None when a slope is negative, except slope ``relax``
     (0-based over the columns of ``x``): within ``REQUEST_COEF_TOLERANCE`` of zero it is taken as zero; more
     negative, it is clamped to zero and the other slopes are refitted without it."""
-    if x.shape[0] < x.shape[1] + 1:
+    return fit_design(np.column_stack([np.ones(x.shape[0]), x]), y, relax)
+
+
+def fit_design(a: F64, y: F64, relax: int | None = None) -> F64 | None:
+    """:func:`fit_linear` on its design matrix ``a`` = [1, x] (column 0 all ones), which a regression keeps."""
+    slopes = a.shape[1] - 1
+    if a.shape[0] < slopes + 1:
         return None
-    a = np.column_stack([np.ones(x.shape[0]), x])
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
     if relax is not None and coef[1 + relax] < 0:
         if coef[1 + relax] < -REQUEST_COEF_TOLERANCE:
-            keep = [i for i in range(x.shape[1]) if i != relax]
-            sub = fit_linear(x[:, keep], y)
+            keep = [i for i in range(slopes) if i != relax]
+            sub = fit_design(a[:, [0] + [1 + i for i in keep]], y)
             if sub is None:
                 return None
-            coef = np.zeros(x.shape[1] + 1)
+            coef = np.zeros(slopes + 1)
             coef[0] = sub[0]
             for j, i in enumerate(keep):
                 coef[1 + i] = sub[1 + j]
@@ -63,18 +68,20 @@ def _drops_from_fullest(counts: list[int], excess: int) -> list[int]:
     """How many samples each bucket loses when, ``excess`` times, the fullest bucket (the first of equals) loses
     one. In closed form: the buckets are cut down to a level ``L`` (the lowest that removes at most ``excess``),
     and the rest of the removals take one more from the first buckets at that level. The same result as the
-    ``excess`` passes over the buckets, for the cost of a search over the levels."""
-    def removed(level: int) -> int:
-        return sum(c - level for c in counts if c > level)
-
-    lo, hi = 0, max(counts)  # removed(hi) == 0 <= excess; the lowest level with removed(level) <= excess
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if removed(mid) <= excess:
-            hi = mid
-        else:
-            lo = mid + 1
-    level, extra = lo, excess - removed(lo)
+    ``excess`` passes over the buckets, for the cost of one pass over the sorted counts."""
+    # The level: the lowest L >= 0 removing at most ``excess``. Between the k-th and (k+1)-th largest counts,
+    # removed(L) = (sum of the k largest) − k·L; walking down from the top, the first stretch where that reaches
+    # ``excess`` holds the level.
+    desc = sorted(counts, reverse=True)
+    top, level = 0, 0
+    for k in range(1, len(desc) + 1):
+        top += desc[k - 1]
+        below = desc[k] if k < len(desc) else 0
+        need = -((excess - top) // k)  # ceil((top − excess) / k)
+        if need > below:
+            level = need
+            break
+    extra = excess - sum(c - level for c in counts if c > level)
     drops = []
     for c in counts:
         n = max(0, c - level)
@@ -95,41 +102,78 @@ class Regression:
     max_samples: int = 64
     buckets: int = 16
     coef: F64 | None = None
-    _x: list[tuple[float, ...]] = field(default_factory=list)
-    _y: list[float] = field(default_factory=list)
-    _age: list[int] = field(default_factory=list)
+    #: the retained samples, as the fit reads them: design-matrix rows [1, x...], step times, ages (kept as
+    #: arrays so a tick's fit and trim convert only the samples added since the last fit)
+    _a: F64 = field(init=False, repr=False)
+    _yv: F64 = field(init=False, repr=False)
+    _agev: npt.NDArray[np.int64] = field(init=False, repr=False)
+    #: samples added since the last fit
+    _new_x: list[tuple[float, ...]] = field(default_factory=list, init=False, repr=False)
+    _new_y: list[float] = field(default_factory=list, init=False, repr=False)
+    _new_age: list[int] = field(default_factory=list, init=False, repr=False)
     _clock: int = 0
     rejected_fits: int = 0
     #: predictions of the current coefficients (a planner tick asks for the same points many times; numpy's dot
     #: is kept, not replaced by Python arithmetic, whose rounding differs from BLAS's fused multiply-adds)
     _memo: dict[tuple[float, ...], float] = field(default_factory=dict, init=False, repr=False, compare=False)
     _memo_coef: F64 | None = field(default=None, init=False, repr=False, compare=False)
+    _intercept: float = field(default=0.0, init=False, repr=False, compare=False)
+    _slopes: F64 = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._a = np.empty((0, 1 + len(self.features)))
+        self._yv = np.empty(0)
+        self._agev = np.empty(0, dtype=np.int64)
 
     @property
     def ready(self) -> bool:
         return self.coef is not None
 
     @property
+    def retained(self) -> int:
+        """Samples held (up to ``TRIM_SLACK`` beyond ``max_samples`` between trims)."""
+        return int(self._yv.shape[0]) + len(self._new_y)
+
+    @property
     def observations(self) -> int:
-        return min(len(self._y), self.max_samples)
+        return min(self.retained, self.max_samples)
+
+    @property
+    def samples(self) -> list[tuple[float, ...]]:
+        """The retained samples' features, oldest first."""
+        self._merge()
+        return [tuple(row[1:]) for row in self._a.tolist()]
 
     def add(self, x: tuple[float, ...], y: float) -> None:
         if y <= 0:
             return  # an idle heartbeat, not a step
         self._clock += 1
-        self._x.append(x)
-        self._y.append(y)
-        self._age.append(self._clock)
+        self._new_x.append(x)
+        self._new_y.append(y)
+        self._new_age.append(self._clock)
+
+    def _merge(self) -> None:
+        """Append the samples added since the last fit to the retained arrays."""
+        if not self._new_y:
+            return
+        rows = np.empty((len(self._new_y), self._a.shape[1]))
+        rows[:, 0] = 1.0
+        rows[:, 1:] = self._new_x
+        self._a = np.concatenate((self._a, rows))
+        self._yv = np.concatenate((self._yv, self._new_y))
+        self._agev = np.concatenate((self._agev, self._new_age))
+        self._new_x, self._new_y, self._new_age = [], [], []
 
     def _trim(self) -> None:
         """Down to ``max_samples``: repeatedly drop the oldest sample of the fullest bucket (buckets span the
         main axis's current range). Runs once the set has grown by ``TRIM_SLACK`` beyond the limit, so its
         cost is shared by many fits."""
-        excess = len(self._y) - self.max_samples
+        self._merge()
+        excess = self._yv.shape[0] - self.max_samples
         if excess <= TRIM_SLACK:
             return
         # (in numpy: a planner tick trims ~100 samples; the same float operations as one Python loop per sample)
-        axis = np.fromiter((x[self.main_axis] for x in self._x), dtype=np.float64, count=len(self._x))
+        axis = self._a[:, 1 + self.main_axis]
         lo, hi = float(axis.min()), float(axis.max())
         width = (hi - lo) / self.buckets or 1.0
         bucket = np.minimum(((axis - lo) / width).astype(np.int64), self.buckets - 1)
@@ -141,18 +185,14 @@ class Regression:
         rank = np.arange(axis.shape[0]) - starts[bucket[order]]
         kept = np.ones(axis.shape[0], dtype=bool)
         kept[order[rank < drops[bucket[order]]]] = False
-        keep = np.flatnonzero(kept).tolist()
-        self._x = [self._x[i] for i in keep]
-        self._y = [self._y[i] for i in keep]
-        self._age = [self._age[i] for i in keep]
+        self._a, self._yv, self._agev = self._a[kept], self._yv[kept], self._agev[kept]
 
     def fit(self) -> bool:
         """Refit; keep the previous coefficients when the new fit breaks the sign rules."""
         self._trim()
-        if not self._y:
+        if not self._yv.shape[0]:
             return False
-        coef = fit_linear(np.asarray(self._x, dtype=np.float64), np.asarray(self._y, dtype=np.float64),
-                          self.relax)
+        coef = fit_design(self._a, self._yv, self.relax)
         if coef is None:
             self.rejected_fits += 1
             return False
@@ -164,9 +204,11 @@ class Regression:
         assert coef is not None
         if self._memo_coef is not coef:  # refitted (or set): forget the old predictions
             self._memo_coef, self._memo = coef, {}
+            self._intercept, self._slopes = float(coef[0]), coef[1:]
         got = self._memo.get(x)
         if got is None:
-            got = max(0.0, float(coef[0] + float(np.dot(coef[1:], np.asarray(x, dtype=np.float64)))))
+            # (ndarray.dot is np.dot without the array-function dispatch; it converts the tuple as asarray did)
+            got = max(0.0, self._intercept + float(self._slopes.dot(x)))
             self._memo[x] = got
         return got
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llmreplay.cluster.pool import Pool
@@ -32,7 +32,7 @@ from llmreplay.planner.dynamo.policy import EPS, DynamoPolicy, ScheduledTick, Ti
 from llmreplay.planner.dynamo.settings import Capabilities, settings_from_config
 from llmreplay.planner.dynamo.state import WorkerCounts
 from llmreplay.planner.dynamo.traffic import TrafficWindow
-from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r, count_decisions, stretch_ticks
+from llmreplay.planner.planner import ScalingEvent, TickDiagnostics, _r, count_decisions, stretch_ticks, tick_dicts
 from llmreplay.sim.idle import cycle_length, plain
 from llmreplay.units import NS_PER_S as NS
 
@@ -368,7 +368,7 @@ class DynamoPlanner:
                   for name, m in self.policy.state.models.items()}
         return {
             "policy": "dynamo",
-            "ticks": [asdict(t) for t in self.ticks],
+            "ticks": tick_dicts(self.ticks),
             "decisions": decisions,
             "events": [e.to_dict() for e in self.events],
             "bootstrap": {"benchmark_granularity": self.granularity,
