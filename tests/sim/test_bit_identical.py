@@ -5,8 +5,8 @@ of its ``--requests-out`` file (every request's times, worker, cached tokens, pr
 with the values the replay gave before the hot-path optimisations of issue #16 (recorded with the tree before
 them). The cases cover the paths the hot loop has: KV routing with prefix caching, preemption under a small KV
 cache, round robin without prefix caching, disaggregated prefill/decode with KV transfer, and a fleet that
-scales up and down (a scripted schedule, so no planner policy decides); and AIC step times (interpolated tables,
-when the ``aic`` extra is installed).
+scales up and down (a scripted schedule, so no planner policy decides); AIC step times (interpolated tables,
+when the ``aic`` extra is installed); and the two planner policies deciding (``llmreplay`` agg, ``dynamo`` disagg).
 
 If a change is *meant* to alter the physics, regenerate the digests (``python tests/sim/test_bit_identical.py``
 prints them) and say why in the commit; a speed-up never should.
@@ -44,6 +44,13 @@ CASES: dict[str, list[str]] = {
     "scripted-disagg-scaling": ["--num-prefill-workers", "1", "--num-decode-workers", "1", "--planner-config",
                                 '{"policy": "scripted", "mode": "disagg", "schedule": "DISAGG_SCHEDULE"}',
                                 "--no-baselines"],
+    # the planners' own hot paths (FPM logging, regression, load estimates); digests recorded later than the
+    # others, equal on the tree before and after the planner speed work of issue #16 (2460c7f and its successor)
+    "planner-llmreplay-agg": ["--num-workers", "2", "--planner-config",
+                              '{"policy": "llmreplay", "mode": "agg", "ttft": 2000, "itl": 50}', "--no-baselines"],
+    "planner-dynamo-disagg": ["--num-prefill-workers", "1", "--num-decode-workers", "1", "--planner-config",
+                              '{"policy": "dynamo", "mode": "disagg", "ttft": 2000, "itl": 50, '
+                              '"load_predictor": "constant"}', "--no-baselines"],
 }
 
 #: (sha256 of the --requests-out JSONL, of the report's metrics block, engine steps, GPU-hours, energy kWh) from
@@ -61,6 +68,10 @@ EXPECTED: dict[str, tuple[str, str, int, float, float]] = {
         "577776ee14ab772f", 61924, 0.2546557057175, 0.13230488652714262),
     "scripted-disagg-scaling": ("8080528cca26302d10a95f2dd7cf4b2542091c66e574ba2f063e9508a95dcca2",
         "003e8a995639fb80", 83362, 0.3143503127416667, 0.1397446442272871),
+    "planner-dynamo-disagg": ("cafdac1ba7c668960633ce44de071082ad2e65599d08cfdb76cba0a274ec9237",
+        "97f4714a4449a1a2", 50494, 0.24431052916111112, 0.12430066440897732),
+    "planner-llmreplay-agg": ("68eb767cb090a94ee22077bd944fc9537f0a8c7068a2b4225d27a1efa94c6688",
+        "af573bee1981263a", 60791, 0.30300150094083333, 0.1343812093610401),
     "scripted-scaling": ("525dbcd7b2ab19d4f8bf315512318366574e77b7a902cb93b1171a667ddfdbcd",
         "c8088bcdc58dfd70", 18107, 0.19415200957694445, 0.11273314372734543),
 }
