@@ -106,9 +106,9 @@ def render(r: dict[str, Any], console: Console) -> None:
                  "yes" if boot.get("identical") else "no")
     console.print(head)
     diag = Table(title="Diagnostics: largest relative difference over all ticks")
-    diag.add_column("diagnostic")
-    diag.add_column("max |ours − Dynamo| / |Dynamo|", justify="right")
-    diag.add_column("null on one side only", justify="right")
+    diag.add_column("diagnostic", no_wrap=True)  # Dynamo's names in full: a user looks them up in its report
+    diag.add_column("max rel. difference", justify="right")
+    diag.add_column("null on one side", justify="right")
     for name, err in r["diagnostics_max_rel_error"].items():
         diag.add_row(name, _pct(err), str(r["diagnostics_null_mismatches"][name]))
     console.print(diag)
