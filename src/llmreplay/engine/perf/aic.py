@@ -431,12 +431,8 @@ class _DirectAic:
         key = (batch, ctx)
         ms = self._decode.get(key)
         if ms is None:
-            if not self._decode:
-                with _quiet_aic():
-                    ms = float(self._h().predict_decode_latency(batch, ctx, 2))
-            else:
-                ms = float(self._h().predict_decode_latency(batch, ctx, 2))
-            self._decode[key] = ms
+            with _quiet_aic() if not self._decode else contextlib.nullcontext():
+                ms = self._decode[key] = float(self._h().predict_decode_latency(batch, ctx, 2))
         return ms
 
 

@@ -39,7 +39,7 @@ from llmreplay.units import NS_PER_S as NS
 
 @dataclass
 class _Window:
-    """Frontend counters since the last throughput tick."""
+    """Frontend counters since the last tick (the tick's observed diagnostics)."""
 
     arrivals: int = 0
     osl_sum: float = 0.0
@@ -48,8 +48,6 @@ class _Window:
     ttft_sum_ms: float = 0.0
     itl_sum_ms: float = 0.0
     itl_samples: int = 0
-    prompt_tokens: float = 0.0
-    cached_tokens: float = 0.0
 
 
 def pool_capabilities(pool: Pool, num_gpu: int | None) -> Capabilities:
@@ -139,9 +137,8 @@ class DynamoPlanner:
         self.fpm_cache: dict[str, dict[tuple[str, int], Fpm]] = {"prefill": {}, "decode": {}}
         self.fpm_seen: dict[tuple[str, int], int] = {}
         self.target: dict[str, int | None] = {"prefill": None, "decode": None}
-        self.tp_window = _Window()
         self.tick_window = _Window()
-        self.traffic_window = TrafficWindow()
+        self.traffic_window = TrafficWindow()  # since the last throughput tick
         self.last_tp_ns = 0
         # the router requests enter by (prefill's in disagg): ours routes decode by KV load whatever the user
         # chose, which is no prefix-cache router; under round robin Dynamo reports a hit rate of 0
@@ -158,21 +155,19 @@ class DynamoPlanner:
     # ------------------------------------------------------------------ frontend hooks
     def arrived(self, isl: int, osl: int) -> None:
         self.traffic_window.arrived()
-        for w in (self.tp_window, self.tick_window):
-            w.arrivals += 1
-            w.osl_sum += osl
+        w = self.tick_window
+        w.arrivals += 1
+        w.osl_sum += osl
 
     def finished(self, ttft_ms: float, itl_ms: float | None, isl: int, cached: int, osl: int = 0) -> None:
-        self.traffic_window.finished(isl, osl)
-        for w in (self.tp_window, self.tick_window):
-            w.finished += 1
-            w.isl_sum += isl
-            w.ttft_sum_ms += ttft_ms
-            if itl_ms is not None:
-                w.itl_sum_ms += itl_ms
-                w.itl_samples += 1
-            w.prompt_tokens += isl
-            w.cached_tokens += max(cached, 0)
+        self.traffic_window.finished(isl, osl, cached)
+        w = self.tick_window
+        w.finished += 1
+        w.isl_sum += isl
+        w.ttft_sum_ms += ttft_ms
+        if itl_ms is not None:
+            w.itl_sum_ms += itl_ms
+            w.itl_samples += 1
 
     # ------------------------------------------------------------------ observation
     @staticmethod
@@ -231,9 +226,8 @@ class DynamoPlanner:
                             decode_scaling_in_progress=d_prog)
 
     def _traffic(self, now: int) -> Traffic | None:
-        w = self.tp_window
-        hit = (w.cached_tokens / w.prompt_tokens if w.prompt_tokens else 0.0) if self.kv_router else 0.0
-        return self.traffic_window.traffic((now - self.last_tp_ns) / NS, hit)
+        w = self.traffic_window
+        return w.traffic((now - self.last_tp_ns) / NS, w.prefix_hit_rate if self.kv_router else 0.0)
 
     # ------------------------------------------------------------------ the tick
     def tick(self, now: int, start_worker: Any, handoffs_waiting: int = 0) -> None:
@@ -250,7 +244,6 @@ class DynamoPlanner:
             inp.have_fpm = True
         effects = self.policy.tick(sched, inp)
         if sched.need_traffic_metrics:
-            self.tp_window = _Window()
             self.traffic_window = TrafficWindow()
             self.last_tp_ns = now
         self.pending_tick = effects.next_tick
@@ -343,7 +336,7 @@ class DynamoPlanner:
         pending = replace(self.pending_tick, at_s=self.pending_tick.at_s - now_s)
         return (plain(pol.state, frozenset({"cfg", "caps_prefill", "caps_decode", "diag"})), plain(forecast),
                 plain(since), plain(pending), plain(self.fpm_cache), plain(self.fpm_seen),
-                unread, plain(self.target), plain(self.tp_window), plain(self.tick_window), plain(self.traffic_window),
+                unread, plain(self.target), plain(self.tick_window), plain(self.traffic_window),
                 len(self.events), len(self.warnings))
 
     def collapse(self, cycles: int, cycle_ticks: int, period_ns: int) -> None:

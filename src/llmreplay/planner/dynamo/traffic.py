@@ -29,14 +29,21 @@ class TrafficWindow:
     completed: int = 0
     isl_sum: int = 0
     osl_sum: int = 0
+    cached_tokens: int = 0  # prompt tokens the completed requests found in a prefix cache
 
     def arrived(self) -> None:
         self.arrivals += 1
 
-    def finished(self, isl: int, osl: int) -> None:
+    def finished(self, isl: int, osl: int, cached: int = 0) -> None:
         self.completed += 1
         self.isl_sum += isl
         self.osl_sum += osl
+        self.cached_tokens += max(cached, 0)
+
+    @property
+    def prefix_hit_rate(self) -> float:
+        """Cached share of the completed requests' prompt tokens (what a KV router reports)."""
+        return self.cached_tokens / self.isl_sum if self.isl_sum else 0.0
 
     def traffic(self, duration_s: float, kv_hit_rate: float) -> Traffic | None:
         """Dynamo's ``TrafficObservation`` over the window, or None for an empty span (Dynamo passes no
